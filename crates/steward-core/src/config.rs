@@ -307,10 +307,17 @@ fn apply_file(
     path: &Path,
     text: &str,
 ) -> Result<(), ConfigError> {
-    let file_error = |e: toml::de::Error| ConfigError::File {
-        path: path.to_path_buf(),
-        line: e.span().map_or(1, |s| line_of(text, s.start)),
-        message: e.message().trim().to_string(),
+    let file_error = |e: toml::de::Error| {
+        let line = e.span().map_or(1, |s| line_of(text, s.start));
+        let message = e.message().trim();
+        ConfigError::File {
+            path: path.to_path_buf(),
+            line,
+            message: match key_at_line(text, line) {
+                Some(key) => format!("`{key}`: {message}"),
+                None => message.to_string(),
+            },
+        }
     };
     toml::from_str::<Config>(text).map_err(file_error)?;
     let spanned: BTreeMap<String, BTreeMap<String, toml::Spanned<toml::Value>>> =
@@ -329,6 +336,22 @@ fn apply_file(
         }
     }
     Ok(())
+}
+
+/// The dotted `section.key` assigned on a 1-based line, found by the nearest
+/// `[section]` header above it. Serde's type errors do not name the key; this does.
+fn key_at_line(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let (key, _) = lines.get(line.checked_sub(1)?)?.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    let section = lines[..line - 1].iter().rev().find_map(|l| {
+        let l = l.trim();
+        l.strip_prefix('[')?.strip_suffix(']').map(str::trim)
+    });
+    Some(match section {
+        Some(section) => format!("{section}.{key}"),
+        None => key.to_string(),
+    })
 }
 
 /// Turns `STEWARD_<SECTION>_<KEY>` variables into overrides. Variables whose second
