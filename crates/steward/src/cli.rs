@@ -55,4 +55,9 @@ pub enum Command {
     /// Show the effective configuration: `steward config show`.
     #[command(subcommand)]
     Config(commands::config::ConfigCommand),
+    /// Anomalies in a series from a CSV file, or NAB scores: `steward detect FILE.csv`,
+    /// `steward detect nab --data DIR`.
+    Detect(commands::detect::DetectArgs),
+    /// When a series will cross a threshold: `steward forecast FILE.csv --threshold X`.
+    Forecast(commands::forecast::ForecastArgs),
 }

@@ -1,6 +1,8 @@
 //! One module per subcommand: its arguments and the glue that calls a job crate.
 
 pub mod config;
+pub mod detect;
+pub mod forecast;
 
 use anyhow::Context;
 use steward_core::config::{ConfigInputs, LoadedConfig, Override};
@@ -23,6 +25,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     };
     match cli.command {
         Command::Config(cmd) => config::run(cmd, &ctx),
+        Command::Detect(args) => detect::run(args, &ctx),
+        Command::Forecast(args) => forecast::run(args, &ctx),
     }
 }
 
@@ -31,6 +35,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
 fn command_flags(command: &Command) -> Vec<Override> {
     match command {
         Command::Config(_) => Vec::new(),
+        Command::Detect(args) => detect::flags(args),
+        Command::Forecast(args) => forecast::flags(args),
     }
 }
 
