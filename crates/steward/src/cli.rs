@@ -60,4 +60,6 @@ pub enum Command {
     Detect(commands::detect::DetectArgs),
     /// When a series will cross a threshold: `steward forecast FILE.csv --threshold X`.
     Forecast(commands::forecast::ForecastArgs),
+    /// Run the watch service: dashboard and API on :8080, OTLP/HTTP on :4318.
+    Up(commands::up::UpArgs),
 }

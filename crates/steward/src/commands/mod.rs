@@ -3,6 +3,7 @@
 pub mod config;
 pub mod detect;
 pub mod forecast;
+pub mod up;
 
 use anyhow::Context;
 use steward_core::config::{ConfigInputs, LoadedConfig, Override};
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Config(cmd) => config::run(cmd, &ctx),
         Command::Detect(args) => detect::run(args, &ctx),
         Command::Forecast(args) => forecast::run(args, &ctx),
+        Command::Up(args) => up::run(args, &ctx),
     }
 }
 
@@ -37,6 +39,7 @@ fn command_flags(command: &Command) -> Vec<Override> {
         Command::Config(_) => Vec::new(),
         Command::Detect(args) => detect::flags(args),
         Command::Forecast(args) => forecast::flags(args),
+        Command::Up(args) => up::flags(args),
     }
 }
 

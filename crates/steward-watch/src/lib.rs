@@ -1,0 +1,256 @@
+//! steward-watch: the `steward up` service.
+//!
+//! Logs and metrics come in through [`ingest`] (OTLP/HTTP, JSON lines, Prometheus
+//! remote write), are stored by the [`store`] writer (acknowledged only once
+//! committed), and then flow through the [`pipeline`] (template miner, per-template
+//! rates, streaming detectors, forecasts, incident correlation). [`http`] serves the
+//! API, steward's own `/metrics` and the dashboard. Follow a record by following the
+//! folders: `ingest/` → `store/` → `pipeline/` → `http/`.
+//!
+//! [`Service::start`] binds the listeners and starts everything; [`Service::stop`]
+//! drains it in order (servers, then the writer, then the pipeline).
+#![deny(missing_docs)]
+
+pub mod counters;
+pub mod demo;
+mod error;
+pub mod http;
+pub mod ingest;
+pub mod pipeline;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use error::WatchError;
+
+use crate::counters::Counters;
+use crate::http::AppState;
+use crate::ingest::Limits;
+use crate::pipeline::{PipelineConfig, Shared};
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+use crate::store::writer::Writer;
+
+/// Everything `steward up` needs to start.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// Address of the API and dashboard.
+    pub listen: String,
+    /// Address of the OTLP/HTTP receiver.
+    pub otlp: String,
+    /// Where the embedded store lives.
+    pub data_dir: PathBuf,
+    /// `embedded` or a `postgres://` URL.
+    pub store: String,
+    /// Days raw logs are kept.
+    pub retention_days: u32,
+    /// Body caps.
+    pub limits: Limits,
+    /// Pipeline settings.
+    pub pipeline: PipelineConfig,
+    /// Play the built-in demo scenario into the service.
+    pub demo: bool,
+}
+
+impl WatchOptions {
+    /// The options a steward configuration gives.
+    pub fn from_config(config: &steward_core::config::Config) -> WatchOptions {
+        WatchOptions {
+            listen: config.watch.listen.clone(),
+            otlp: config.watch.otlp.clone(),
+            data_dir: config.watch.data_dir.clone(),
+            store: config.watch.store.clone(),
+            retention_days: config.watch.retention_days,
+            limits: Limits::default(),
+            pipeline: PipelineConfig::from_config(config),
+            demo: false,
+        }
+    }
+}
+
+/// A running service.
+#[derive(Debug)]
+pub struct Service {
+    /// Where the API and dashboard answer.
+    pub api_addr: SocketAddr,
+    /// Where the OTLP/HTTP receiver answers.
+    pub otlp_addr: SocketAddr,
+    state: Option<AppState>,
+    shutdown: watch::Sender<bool>,
+    servers: Vec<tokio::task::JoinHandle<Result<(), std::io::Error>>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+fn parse_addr(key: &'static str, value: &str) -> Result<SocketAddr, WatchError> {
+    let value = value.trim();
+    let with_host;
+    let text = if value.starts_with(':') {
+        with_host = format!("127.0.0.1{value}");
+        with_host.as_str()
+    } else {
+        value
+    };
+    text.parse().map_err(|source| WatchError::Address {
+        key,
+        value: value.to_string(),
+        source,
+    })
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, WatchError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| WatchError::Bind {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// Opens the store named by the options.
+pub fn open_store(options: &WatchOptions) -> Result<Arc<dyn Store>, WatchError> {
+    match options.store.as_str() {
+        "" | "embedded" | "sqlite" => {
+            std::fs::create_dir_all(&options.data_dir).map_err(|source| WatchError::DataDir {
+                path: options.data_dir.clone(),
+                source,
+            })?;
+            Ok(Arc::new(SqliteStore::open(&options.data_dir)?))
+        }
+        other => Err(WatchError::UnsupportedStore(other.to_string())),
+    }
+}
+
+impl Service {
+    /// Opens the store, starts the writer and pipeline threads, binds both
+    /// listeners and starts serving. Ports given as 0 are picked by the system; the
+    /// chosen addresses are in [`Service::api_addr`] and [`Service::otlp_addr`].
+    pub async fn start(options: WatchOptions) -> Result<Service, WatchError> {
+        let api_addr = parse_addr("watch.listen", &options.listen)?;
+        let otlp_addr = parse_addr("watch.otlp", &options.otlp)?;
+        let store = open_store(&options)?;
+        let counters = Arc::new(Counters::default());
+        let shared = Arc::new(Shared::default());
+
+        let (pipeline_tx, pipeline_thread) = pipeline::start(
+            Arc::clone(&store),
+            Arc::clone(&counters),
+            Arc::clone(&shared),
+            options.pipeline.clone(),
+            None,
+        )?;
+        let (writer, writer_thread) =
+            Writer::start(Arc::clone(&store), Some(pipeline_tx), Arc::clone(&counters))
+                .map_err(WatchError::Thread)?;
+        let state = AppState {
+            store: Arc::clone(&store),
+            writer,
+            counters,
+            shared,
+            limits: options.limits,
+        };
+
+        let api = bind(api_addr).await?;
+        let api_addr = api.local_addr().map_err(WatchError::Serve)?;
+        let same_port = otlp_addr == api_addr;
+        let (shutdown, rx) = watch::channel(false);
+        let mut servers = Vec::new();
+        servers.push(serve(api, http::router(state.clone()), rx.clone()));
+        let otlp_addr = if same_port {
+            api_addr
+        } else {
+            let otlp = bind(otlp_addr).await?;
+            let addr = otlp.local_addr().map_err(WatchError::Serve)?;
+            servers.push(serve(otlp, http::otlp_router(state.clone()), rx.clone()));
+            addr
+        };
+
+        let mut background = Vec::new();
+        background.push(tokio::spawn(retention(
+            Arc::clone(&store),
+            options.retention_days,
+            rx.clone(),
+        )));
+        if options.demo {
+            background.push(tokio::spawn(demo::run(state.writer.clone(), rx)));
+        }
+        Ok(Service {
+            api_addr,
+            otlp_addr,
+            state: Some(state),
+            shutdown,
+            servers,
+            background,
+            threads: vec![writer_thread, pipeline_thread],
+        })
+    }
+
+    /// The handler state, for tests that drive the router directly.
+    pub fn state(&self) -> Option<&AppState> {
+        self.state.as_ref()
+    }
+
+    /// Stops serving, lets the writer finish what was acknowledged and the pipeline
+    /// write its findings, then returns.
+    pub async fn stop(mut self) -> Result<(), WatchError> {
+        let _ = self.shutdown.send(true);
+        for server in self.servers.drain(..) {
+            if let Ok(Err(e)) = server.await {
+                return Err(WatchError::Serve(e));
+            }
+        }
+        for task in self.background.drain(..) {
+            let _ = task.await;
+        }
+        // The last writer handle goes with the state: the writer thread then drains
+        // and ends, which ends the pipeline thread.
+        self.state = None;
+        let threads = std::mem::take(&mut self.threads);
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+        Ok(())
+    }
+}
+
+fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Result<(), std::io::Error>> {
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            })
+            .await
+    })
+}
+
+/// Deletes raw logs past the retention, hourly, starting an hour after start (so a
+/// restart does not stall on a large delete before it serves).
+async fn retention(store: Arc<dyn Store>, days: u32, mut shutdown: watch::Receiver<bool>) {
+    let hour = std::time::Duration::from_secs(3600);
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + hour, hour);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        let before = ingest::now_ms() - i64::from(days) * 86_400_000;
+        let store = Arc::clone(&store);
+        match tokio::task::spawn_blocking(move || store.prune_logs(before)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!("retention: deleted {n} log records"),
+            Ok(Err(e)) => tracing::warn!("retention: {e}"),
+            _ => {}
+        }
+    }
+}

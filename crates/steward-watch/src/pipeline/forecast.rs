@@ -1,0 +1,174 @@
+//! Forecasts: gauges that trend toward a limit get a time-to-exhaustion estimate, and
+//! an exhaustion anomaly when it falls under the warning horizon.
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+use steward_core::{SeriesKey, TimestampMs};
+
+/// Points kept per forecast series.
+const WINDOW: usize = 120;
+/// Fewest points a forecast is made from.
+const MIN_POINTS: usize = 10;
+
+/// A resource's forecast.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Forecast {
+    /// The series id.
+    pub series_id: i64,
+    /// The series.
+    pub series: SeriesKey,
+    /// The limit it runs out at.
+    pub limit: f64,
+    /// Its latest value.
+    pub current: f64,
+    /// Growth per hour, from a least-squares line over recent points.
+    pub slope_per_hour: f64,
+    /// When the line crosses the limit, if it rises.
+    pub exhausted_at_ms: Option<TimestampMs>,
+    /// Time of the latest point.
+    pub as_of_ms: TimestampMs,
+    /// True when `exhausted_at_ms` is within the warning horizon.
+    pub warning: bool,
+}
+
+/// The limit a series runs out at, judged from its name and values: ratios of disk,
+/// memory or pool usage at 1, percentages at 100.
+pub fn limit_for(key: &SeriesKey, value: f64) -> Option<f64> {
+    const WORDS: [&str; 10] = [
+        "disk",
+        "filesystem",
+        "fs_",
+        "memory",
+        "mem_",
+        "pool",
+        "usage",
+        "utilization",
+        "utilisation",
+        "inode",
+    ];
+    let name = key.name.to_ascii_lowercase();
+    if !WORDS.iter().any(|w| name.contains(w)) || name.ends_with("_total") {
+        return None;
+    }
+    if name.contains("ratio") || name.contains("fraction") || (0.0..=1.0).contains(&value) {
+        Some(1.0)
+    } else if name.contains("percent") || name.contains("pct") || (0.0..=100.0).contains(&value) {
+        Some(100.0)
+    } else {
+        None
+    }
+}
+
+/// Recent points of one resource series.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    limit: f64,
+    points: VecDeque<(TimestampMs, f64)>,
+}
+
+impl Tracker {
+    /// A tracker for a series that runs out at `limit`.
+    pub fn new(limit: f64) -> Tracker {
+        Tracker {
+            limit,
+            points: VecDeque::with_capacity(WINDOW),
+        }
+    }
+
+    /// Adds a point and forecasts from the window.
+    pub fn update(
+        &mut self,
+        series_id: i64,
+        key: &SeriesKey,
+        ts: TimestampMs,
+        value: f64,
+        horizon_ms: i64,
+    ) -> Option<Forecast> {
+        if !value.is_finite() {
+            return None;
+        }
+        if self.points.len() == WINDOW {
+            self.points.pop_front();
+        }
+        self.points.push_back((ts, value));
+        if self.points.len() < MIN_POINTS {
+            return None;
+        }
+        let (t0, _) = *self.points.front()?;
+        #[allow(clippy::cast_precision_loss)]
+        let n = self.points.len() as f64;
+        #[allow(clippy::cast_precision_loss)]
+        let xs = self.points.iter().map(|(t, _)| (t - t0) as f64);
+        let mean_x = xs.clone().sum::<f64>() / n;
+        let mean_y = self.points.iter().map(|(_, v)| v).sum::<f64>() / n;
+        let (mut sxy, mut sxx) = (0.0, 0.0);
+        for (x, (_, y)) in xs.zip(&self.points) {
+            sxy += (x - mean_x) * (y - mean_y);
+            sxx += (x - mean_x) * (x - mean_x);
+        }
+        if sxx <= 0.0 {
+            return None;
+        }
+        let slope = sxy / sxx; // per ms
+        #[allow(clippy::cast_precision_loss)]
+        let fitted_now = mean_y + slope * ((ts - t0) as f64 - mean_x);
+        let exhausted_at_ms = if slope > 0.0 && fitted_now < self.limit {
+            let ms = (self.limit - fitted_now) / slope;
+            #[allow(clippy::cast_possible_truncation)]
+            (ms.is_finite() && ms < 1e15).then(|| ts + ms as i64)
+        } else if value >= self.limit {
+            Some(ts)
+        } else {
+            None
+        };
+        Some(Forecast {
+            series_id,
+            series: key.clone(),
+            limit: self.limit,
+            current: value,
+            slope_per_hour: slope * 3_600_000.0,
+            exhausted_at_ms,
+            as_of_ms: ts,
+            warning: exhausted_at_ms.is_some_and(|at| at - ts <= horizon_ms),
+        })
+    }
+}
+
+/// "3h 20m", "2d 4h", "45s".
+pub fn human_duration(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    let (d, h, m) = (s / 86_400, (s % 86_400) / 3_600, (s % 3_600) / 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m {}s", s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_filling_disk_warns_before_it_is_full() {
+        let key = SeriesKey::new("disk_usage_ratio");
+        assert_eq!(limit_for(&key, 0.4), Some(1.0));
+        assert_eq!(limit_for(&SeriesKey::new("http_requests_total"), 3.0), None);
+        let mut t = Tracker::new(1.0);
+        let mut last = None;
+        for i in 0..20 {
+            // 1% per minute from 50%: full in 50 minutes from the start.
+            last = t.update(1, &key, i * 60_000, 0.5 + 0.01 * i as f64, 3_600_000);
+        }
+        let f = last.unwrap();
+        assert!(f.warning);
+        let at = f.exhausted_at_ms.unwrap();
+        assert!((at - 50 * 60_000).abs() < 1000, "{at}");
+        assert_eq!(human_duration(3_700_000), "1h 1m");
+    }
+}

@@ -1,0 +1,457 @@
+//! The pipeline: what steward learns from what it stored.
+//!
+//! One thread takes stored batches from the store writer, in order:
+//! logs go through the template miner ([`miner`]) into per-template rates ([`rates`]);
+//! those rates and every metric sample go through a streaming detector per series
+//! ([`detectors`]) and, for resources, a forecast ([`forecast`]); anomalies go to the
+//! correlator ([`correlate`]), whose incident events go to the store and the alert
+//! sinks. Findings and state are written back to the store in one transaction about
+//! once a second.
+//!
+//! **Architecture Invariant:** the pipeline only sees records that are already stored,
+//! and its input queue is bounded: when it falls behind, ingest slows down; nothing
+//! acknowledged is ever dropped.
+
+pub mod correlate;
+pub mod detectors;
+pub mod forecast;
+pub mod miner;
+pub mod rates;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use steward_core::{
+    Anomaly, AnomalyKind, IncidentStatus, LogRecord, Sample, SeriesKey, TimestampMs,
+};
+
+use crate::counters::Counters;
+use crate::ingest::now_ms;
+use crate::store::{AnalysisBatch, SeriesId, Store, StoreError, StoredAnomaly};
+use correlate::{Correlate, IncidentEvent, WindowCorrelator};
+use detectors::{DetectorFactory, DetectorStage, EwmaDetector};
+use forecast::{Forecast, Tracker};
+use miner::{LogsMiner, TemplateBook};
+use rates::RateAggregator;
+
+/// Batches the pipeline may have queued before the store writer waits.
+const QUEUE: usize = 64;
+
+/// A stored batch on its way through the pipeline.
+#[derive(Debug)]
+pub enum PipelineInput {
+    /// Log records.
+    Logs(Vec<LogRecord>),
+    /// Samples and the ids their keys were interned to.
+    Samples {
+        /// One id per item.
+        ids: Vec<SeriesId>,
+        /// The keys and points.
+        items: Vec<(SeriesKey, Sample)>,
+    },
+}
+
+impl PipelineInput {
+    /// Records or samples in the batch.
+    pub fn len(&self) -> usize {
+        match self {
+            PipelineInput::Logs(v) => v.len(),
+            PipelineInput::Samples { items, .. } => items.len(),
+        }
+    }
+
+    /// True when the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// How the pipeline judges what it sees.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Width of a template-rate bucket.
+    pub bucket_ms: i64,
+    /// How long after its end a bucket waits for late records.
+    pub grace_ms: i64,
+    /// How often findings are written and quiet incidents resolved.
+    pub flush_every: Duration,
+    /// The anomaly score from which a point is reported.
+    pub threshold: f64,
+    /// How far ahead a resource may run out before steward warns.
+    pub horizon_ms: i64,
+    /// Anomalies this close in time join one incident.
+    pub correlation_window_ms: i64,
+    /// An incident resolves when its members have been quiet this long.
+    pub resolve_ms: i64,
+    /// Anomalous points this far apart are separate anomalies.
+    pub gap_ms: i64,
+    /// The most templates the miner keeps.
+    pub max_templates: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            bucket_ms: 60_000,
+            grace_ms: 5_000,
+            flush_every: Duration::from_secs(1),
+            threshold: 0.5,
+            horizon_ms: 7 * 86_400_000,
+            correlation_window_ms: 5 * 60_000,
+            resolve_ms: 15 * 60_000,
+            gap_ms: 5 * 60_000,
+            max_templates: 50_000,
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// The pipeline settings of a steward configuration.
+    pub fn from_config(config: &steward_core::config::Config) -> PipelineConfig {
+        PipelineConfig {
+            threshold: config.detect.threshold,
+            horizon_ms: parse_duration_ms(&config.detect.horizon).unwrap_or(7 * 86_400_000),
+            max_templates: config.logs.max_templates,
+            ..PipelineConfig::default()
+        }
+    }
+}
+
+/// Parses `90s`, `15m`, `12h`, `7d`, `2w` (or plain seconds).
+pub fn parse_duration_ms(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let unit_ms = match unit.trim() {
+        "" | "s" => 1_000.0,
+        "ms" => 1.0,
+        "m" | "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        "w" => 7.0 * 86_400_000.0,
+        _ => return None,
+    };
+    #[allow(clippy::cast_possible_truncation)]
+    Some((n * unit_ms) as i64)
+}
+
+/// What the pipeline shares with the HTTP side while it runs.
+#[derive(Debug, Default)]
+pub struct Shared {
+    forecasts: Mutex<BTreeMap<SeriesId, Forecast>>,
+}
+
+impl Shared {
+    /// Current forecasts, soonest exhaustion first.
+    pub fn forecasts(&self) -> Vec<Forecast> {
+        let mut out: Vec<Forecast> = self
+            .forecasts
+            .lock()
+            .map(|f| f.values().cloned().collect())
+            .unwrap_or_default();
+        out.sort_by_key(|f| (!f.warning, f.exhausted_at_ms.unwrap_or(i64::MAX)));
+        out
+    }
+
+    /// The forecast of one series.
+    pub fn forecast(&self, id: SeriesId) -> Option<Forecast> {
+        self.forecasts.lock().ok()?.get(&id).cloned()
+    }
+}
+
+/// Starts the pipeline thread. Send it stored batches; drop the sender to stop it
+/// (it writes what it has before it ends).
+pub fn start(
+    store: Arc<dyn Store>,
+    counters: Arc<Counters>,
+    shared: Arc<Shared>,
+    config: PipelineConfig,
+    events: Option<tokio::sync::mpsc::UnboundedSender<IncidentEvent>>,
+) -> Result<(SyncSender<PipelineInput>, std::thread::JoinHandle<()>), StoreError> {
+    let templates = store.templates(config.max_templates)?;
+    let open = store.incidents(Some(IncidentStatus::Open), 1_000)?;
+    let next_id = store
+        .incidents(None, 1)?
+        .first()
+        .map_or(1, |i| i.id + 1)
+        .max(open.iter().map(|i| i.id + 1).max().unwrap_or(1));
+    let factory: DetectorFactory = Box::new(|_| Box::new(EwmaDetector::default()));
+    let mut pipeline = Pipeline {
+        book: TemplateBook::new(Box::new(LogsMiner::new(config.max_templates)), templates),
+        rates: RateAggregator::new(config.bucket_ms, config.grace_ms),
+        detectors: DetectorStage::new(
+            factory,
+            config.threshold,
+            config.gap_ms,
+            Arc::clone(&counters),
+        ),
+        correlator: Box::new(WindowCorrelator::new(
+            config.correlation_window_ms,
+            config.resolve_ms,
+            open,
+            next_id,
+        )),
+        trackers: HashMap::new(),
+        exhaustion: HashMap::new(),
+        pending: AnalysisBatch::default(),
+        anomalies: BTreeMap::new(),
+        incidents: BTreeMap::new(),
+        data_now: i64::MIN,
+        store,
+        counters,
+        shared,
+        events,
+        config,
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+    let handle = std::thread::Builder::new()
+        .name("steward-pipeline".into())
+        .spawn(move || pipeline.run(&rx))
+        .map_err(|e| StoreError::Write(format!("cannot start pipeline thread: {e}")))?;
+    Ok((tx, handle))
+}
+
+struct Pipeline {
+    book: TemplateBook,
+    rates: RateAggregator,
+    detectors: DetectorStage,
+    correlator: Box<dyn Correlate>,
+    trackers: HashMap<SeriesId, Option<Tracker>>,
+    exhaustion: HashMap<SeriesId, Anomaly>,
+    pending: AnalysisBatch,
+    anomalies: BTreeMap<(String, TimestampMs), StoredAnomaly>,
+    incidents: BTreeMap<u64, steward_core::Incident>,
+    data_now: TimestampMs,
+    store: Arc<dyn Store>,
+    counters: Arc<Counters>,
+    shared: Arc<Shared>,
+    events: Option<tokio::sync::mpsc::UnboundedSender<IncidentEvent>>,
+    config: PipelineConfig,
+}
+
+impl Pipeline {
+    fn run(&mut self, rx: &Receiver<PipelineInput>) {
+        let mut last_flush = Instant::now();
+        loop {
+            match rx.recv_timeout(self.config.flush_every) {
+                Ok(input) => {
+                    self.counters
+                        .pipeline_queue
+                        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    match input {
+                        PipelineInput::Logs(logs) => self.logs(&logs),
+                        PipelineInput::Samples { ids, items } => self.samples(&ids, items),
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.flush();
+                    return;
+                }
+            }
+            if last_flush.elapsed() >= self.config.flush_every {
+                self.flush();
+                last_flush = Instant::now();
+            }
+        }
+    }
+
+    fn logs(&mut self, logs: &[LogRecord]) {
+        let now = now_ms();
+        for r in logs {
+            let service = r.service.as_deref().unwrap_or("unknown");
+            let ts = r.timestamp_ms.unwrap_or(now);
+            self.data_now = self.data_now.max(ts);
+            let filed = self.book.file(&r.body, r.level, service, ts);
+            self.rates.add(service, filed.id, ts);
+            if filed.is_new {
+                if let Some(level) = r.level.filter(|l| l.is_problem()) {
+                    let anomaly = Anomaly {
+                        series: RateAggregator::key(service, filed.id),
+                        kind: AnomalyKind::NewTemplate,
+                        start_ms: ts,
+                        end_ms: ts,
+                        score: 1.0,
+                        reason: format!("new {level} template in {service}: {}", r.body),
+                    };
+                    self.counters
+                        .anomalies
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.found(None, anomaly);
+                }
+            }
+        }
+        self.close_rates();
+    }
+
+    fn samples(&mut self, ids: &[SeriesId], items: Vec<(SeriesKey, Sample)>) {
+        for (id, (key, sample)) in ids.iter().zip(items) {
+            self.data_now = self.data_now.max(sample.timestamp_ms);
+            self.score(*id, key, sample);
+        }
+    }
+
+    fn close_rates(&mut self) {
+        let points = self.rates.close();
+        if points.is_empty() {
+            return;
+        }
+        let keys: Vec<&SeriesKey> = points.iter().map(|(k, _)| k).collect();
+        let ids = match self.store.intern(&keys) {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::error!("cannot intern template-rate series: {e}");
+                return;
+            }
+        };
+        for (id, (key, sample)) in ids.into_iter().zip(points) {
+            self.pending.samples.push((id, sample));
+            self.score(id, key, sample);
+        }
+    }
+
+    fn score(&mut self, id: SeriesId, key: SeriesKey, sample: Sample) {
+        let (ts, value) = (sample.timestamp_ms, sample.value);
+        let tracker = self
+            .trackers
+            .entry(id)
+            .or_insert_with(|| forecast::limit_for(&key, value).map(Tracker::new));
+        let forecast = tracker
+            .as_mut()
+            .and_then(|t| t.update(id, &key, ts, value, self.config.horizon_ms));
+        if let Some(f) = forecast {
+            self.forecast(id, f);
+        }
+        let Some(scored) = self.detectors.update(id, || key, ts, value) else {
+            return;
+        };
+        self.pending.bands.push((id, ts, scored.band));
+        if let Some(anomaly) = scored.anomaly {
+            self.found(Some(id), anomaly);
+        }
+    }
+
+    fn forecast(&mut self, id: SeriesId, f: Forecast) {
+        if f.warning {
+            let eta = f
+                .exhausted_at_ms
+                .map_or_else(String::new, |at| forecast::human_duration(at - f.as_of_ms));
+            let reason = format!(
+                "forecast to reach {} in {eta} (now {:.3}, {:+.3}/h)",
+                f.limit, f.current, f.slope_per_hour
+            );
+            let anomaly = match self.exhaustion.get_mut(&id) {
+                Some(open) => {
+                    open.end_ms = f.as_of_ms;
+                    open.reason = reason;
+                    open.clone()
+                }
+                None => {
+                    let a = Anomaly {
+                        series: f.series.clone(),
+                        kind: AnomalyKind::Exhaustion,
+                        start_ms: f.as_of_ms,
+                        end_ms: f.as_of_ms,
+                        score: 1.0,
+                        reason,
+                    };
+                    self.counters
+                        .anomalies
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.exhaustion.insert(id, a.clone());
+                    a
+                }
+            };
+            self.found(Some(id), anomaly);
+        } else {
+            self.exhaustion.remove(&id);
+        }
+        if let Ok(mut all) = self.shared.forecasts.lock() {
+            all.insert(id, f);
+        }
+    }
+
+    fn found(&mut self, series_id: Option<SeriesId>, anomaly: Anomaly) {
+        let events = self.correlator.observe(&anomaly);
+        self.anomalies.insert(
+            (anomaly.series.to_string(), anomaly.start_ms),
+            StoredAnomaly {
+                series_id,
+                incident_id: None,
+                anomaly,
+            },
+        );
+        self.handle(events);
+    }
+
+    fn handle(&mut self, events: Vec<IncidentEvent>) {
+        for event in events {
+            if matches!(event, IncidentEvent::Opened(_)) {
+                self.counters
+                    .incidents_opened
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            let incident = event.incident();
+            tracing::info!(
+                "incident {} {}: {}",
+                incident.id,
+                event.name(),
+                incident.title
+            );
+            self.incidents.insert(incident.id, incident.clone());
+            if let Some(tx) = &self.events {
+                let _ = tx.send(event);
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        let now = now_ms();
+        // Live data: let wall-clock time close buckets of templates gone quiet.
+        if self.data_now != i64::MIN && (now - self.data_now).abs() < 10 * 60_000 {
+            self.rates.advance(now);
+            self.data_now = self.data_now.max(now - self.config.grace_ms);
+        }
+        self.close_rates();
+        if self.data_now != i64::MIN {
+            let events = self.correlator.tick(self.data_now);
+            self.handle(events);
+        }
+        for incident in self.correlator.open() {
+            self.incidents.insert(incident.id, incident);
+        }
+        let mut batch = std::mem::take(&mut self.pending);
+        batch.templates = self.book.take_dirty();
+        batch.anomalies = std::mem::take(&mut self.anomalies).into_values().collect();
+        batch.incidents = std::mem::take(&mut self.incidents).into_values().collect();
+        if batch.templates.is_empty()
+            && batch.samples.is_empty()
+            && batch.bands.is_empty()
+            && batch.anomalies.is_empty()
+            && batch.incidents.is_empty()
+        {
+            return;
+        }
+        if let Err(e) = self.store.save_analysis(&batch) {
+            tracing::error!("cannot store the pipeline's findings: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("7d"), Some(604_800_000));
+        assert_eq!(parse_duration_ms("90s"), Some(90_000));
+        assert_eq!(parse_duration_ms("1.5h"), Some(5_400_000));
+        assert_eq!(parse_duration_ms("soon"), None);
+    }
+}

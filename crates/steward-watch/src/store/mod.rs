@@ -1,0 +1,235 @@
+//! Storage: raw logs, series points, templates, anomalies and incidents.
+//!
+//! [`Store`] is what the rest of the service writes to and reads from; [`sqlite`] is the
+//! embedded implementation in the data directory. Writes come in batches from one
+//! thread at a time (the [`writer`]), so an implementation can make each batch one
+//! transaction; a batch is durable when [`Store::append`] returns, which is what lets
+//! the ingest paths acknowledge only what is stored.
+//!
+//! **Architecture Invariant:** series keys are interned to [`SeriesId`]s once
+//! ([`Store::intern`]); points travel and are stored by id.
+
+pub mod sqlite;
+pub mod writer;
+
+use serde::{Deserialize, Serialize};
+use steward_core::{Anomaly, Incident, IncidentStatus, LogRecord, Sample, SeriesKey, TimestampMs};
+
+/// The compact id a series key is interned to.
+pub type SeriesId = i64;
+
+/// What went wrong in a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The embedded database reported an error.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored value could not be (de)serialised.
+    #[error("stored value: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The store's lock was poisoned by a panic elsewhere.
+    #[error("store lock poisoned")]
+    Poisoned,
+    /// The writer thread could not store a batch; the message is the store's error.
+    #[error("store write failed: {0}")]
+    Write(String),
+    /// The writer thread has stopped.
+    #[error("the store writer has stopped")]
+    WriterGone,
+}
+
+/// Records and points to store in one transaction.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    /// Raw log records.
+    pub logs: Vec<LogRecord>,
+    /// Points of interned series.
+    pub samples: Vec<(SeriesId, Sample)>,
+}
+
+/// A stored log record and its row id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredLog {
+    /// The row id: increases with arrival.
+    pub id: i64,
+    /// The record.
+    #[serde(flatten)]
+    pub record: LogRecord,
+}
+
+/// A search over raw logs. Every field narrows it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LogQuery {
+    /// Text the body must contain (case-insensitive for ASCII).
+    pub q: Option<String>,
+    /// The service that wrote it.
+    pub service: Option<String>,
+    /// The lowest level.
+    pub level: Option<String>,
+    /// Earliest timestamp, inclusive (ms).
+    pub from: Option<TimestampMs>,
+    /// Latest timestamp, exclusive (ms).
+    pub to: Option<TimestampMs>,
+    /// The most records returned, newest first (default 100, at most 10 000).
+    pub limit: Option<usize>,
+}
+
+/// A series, as listed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeriesInfo {
+    /// Its id.
+    pub id: SeriesId,
+    /// Its key.
+    pub key: SeriesKey,
+    /// Prometheus syntax of the key.
+    pub selector: String,
+    /// Number of stored points.
+    pub points: u64,
+    /// Timestamp of the last point.
+    pub last_ms: Option<TimestampMs>,
+    /// Value of the last point.
+    pub last_value: Option<f64>,
+}
+
+/// One point of a series and, where the detectors have seen it, its expected band.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Point {
+    /// When.
+    pub timestamp_ms: TimestampMs,
+    /// The value.
+    pub value: f64,
+    /// What the detector expected, if it has scored this point.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub band: Option<Band>,
+}
+
+/// A detector's view of one point.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Band {
+    /// The expected value.
+    pub expected: f64,
+    /// The lower edge of the normal band.
+    pub lower: f64,
+    /// The upper edge.
+    pub upper: f64,
+    /// The anomaly score in `[0, 1]`.
+    pub score: f64,
+}
+
+/// A log template as the miner knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateRow {
+    /// The miner's id.
+    pub id: u64,
+    /// The template text, parameters as `<*>`.
+    pub text: String,
+    /// The highest level a record of it was written at.
+    pub level: Option<String>,
+    /// Records matched so far.
+    pub count: u64,
+    /// One raw record that matched.
+    pub sample: String,
+    /// The services that wrote it.
+    pub services: Vec<String>,
+    /// First record's timestamp.
+    pub first_seen_ms: TimestampMs,
+    /// Last record's timestamp.
+    pub last_seen_ms: TimestampMs,
+}
+
+/// A stored anomaly.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredAnomaly {
+    /// The series it was found in, if interned.
+    pub series_id: Option<SeriesId>,
+    /// The incident it belongs to, once correlated.
+    pub incident_id: Option<u64>,
+    /// The anomaly.
+    #[serde(flatten)]
+    pub anomaly: Anomaly,
+}
+
+/// What the pipeline writes at once: its findings and its state.
+#[derive(Debug, Default)]
+pub struct AnalysisBatch {
+    /// Templates that changed.
+    pub templates: Vec<TemplateRow>,
+    /// Points the pipeline made (template rates).
+    pub samples: Vec<(SeriesId, Sample)>,
+    /// Detector bands of points.
+    pub bands: Vec<(SeriesId, TimestampMs, Band)>,
+    /// Anomalies opened or extended (matched by series and start).
+    pub anomalies: Vec<StoredAnomaly>,
+    /// Incidents opened or changed (matched by id).
+    pub incidents: Vec<Incident>,
+    /// Named state blobs (the miner's snapshot, detector state).
+    pub state: Vec<(String, Vec<u8>)>,
+}
+
+/// Counts of what a store holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StoreStats {
+    /// Raw log records.
+    pub logs: u64,
+    /// Series.
+    pub series: u64,
+    /// Points.
+    pub samples: u64,
+}
+
+/// A place the service keeps its data. Implementations are used from blocking
+/// threads; every write method is one transaction, durable when it returns.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Stores raw logs and points.
+    fn append(&self, batch: &WriteBatch) -> Result<(), StoreError>;
+    /// The ids of these keys, creating those not seen before.
+    fn intern(&self, keys: &[&SeriesKey]) -> Result<Vec<SeriesId>, StoreError>;
+    /// Stores the pipeline's findings and state.
+    fn save_analysis(&self, batch: &AnalysisBatch) -> Result<(), StoreError>;
+    /// A named state blob.
+    fn state(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Raw logs matching a query, newest first.
+    fn search_logs(&self, query: &LogQuery) -> Result<Vec<StoredLog>, StoreError>;
+    /// Series whose name contains `name` and that carry every given label, up to `limit`.
+    fn series(
+        &self,
+        name: Option<&str>,
+        labels: &[(String, String)],
+        limit: usize,
+    ) -> Result<Vec<SeriesInfo>, StoreError>;
+    /// One series' key.
+    fn series_key(&self, id: SeriesId) -> Result<Option<SeriesKey>, StoreError>;
+    /// Points of one series in `[from, to)`, oldest first, thinned evenly to at most
+    /// `max_points`.
+    fn points(
+        &self,
+        id: SeriesId,
+        from: TimestampMs,
+        to: TimestampMs,
+        max_points: usize,
+    ) -> Result<Vec<Point>, StoreError>;
+    /// Templates, most frequent first.
+    fn templates(&self, limit: usize) -> Result<Vec<TemplateRow>, StoreError>;
+    /// One template.
+    fn template(&self, id: u64) -> Result<Option<TemplateRow>, StoreError>;
+    /// Anomalies that overlap `[from, to)`, newest first.
+    fn anomalies(
+        &self,
+        from: TimestampMs,
+        to: TimestampMs,
+        limit: usize,
+    ) -> Result<Vec<StoredAnomaly>, StoreError>;
+    /// Incidents, newest first, optionally only open or resolved ones.
+    fn incidents(
+        &self,
+        status: Option<IncidentStatus>,
+        limit: usize,
+    ) -> Result<Vec<Incident>, StoreError>;
+    /// One incident.
+    fn incident(&self, id: u64) -> Result<Option<Incident>, StoreError>;
+    /// Deletes raw logs older than `before`; returns how many.
+    fn prune_logs(&self, before: TimestampMs) -> Result<u64, StoreError>;
+    /// What the store holds.
+    fn stats(&self) -> Result<StoreStats, StoreError>;
+}

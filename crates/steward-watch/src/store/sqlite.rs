@@ -1,0 +1,719 @@
+//! The embedded store: one SQLite database in the data directory.
+//!
+//! The database runs in WAL mode with `synchronous = NORMAL`: a committed transaction
+//! is in the WAL file before [`Store::append`] returns, so it survives the process
+//! being killed (`kill -9`), though not the machine losing power mid-write. Writes take
+//! one connection, reads another, and WAL lets them run at the same time.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use steward_core::{Incident, IncidentStatus, LogLevel, LogRecord, SeriesKey, TimestampMs};
+
+use super::{
+    AnalysisBatch, Band, LogQuery, Point, SeriesId, SeriesInfo, Store, StoreError, StoreStats,
+    StoredAnomaly, StoredLog, TemplateRow, WriteBatch,
+};
+
+/// The file name of the database inside the data directory.
+pub const FILE_NAME: &str = "steward.db";
+
+const SCHEMA: &str = r"
+CREATE TABLE IF NOT EXISTS logs (
+    id INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    service TEXT,
+    level INTEGER,
+    body TEXT NOT NULL,
+    attributes TEXT
+);
+CREATE INDEX IF NOT EXISTS logs_ts ON logs(ts);
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY,
+    selector TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    labels TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS samples (
+    series_id INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (series_id, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bands (
+    series_id INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    expected REAL NOT NULL,
+    lower REAL NOT NULL,
+    upper REAL NOT NULL,
+    score REAL NOT NULL,
+    PRIMARY KEY (series_id, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS templates (
+    id INTEGER PRIMARY KEY,
+    text TEXT NOT NULL,
+    level TEXT,
+    count INTEGER NOT NULL,
+    sample TEXT NOT NULL,
+    services TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS anomalies (
+    selector TEXT NOT NULL,
+    start_ms INTEGER NOT NULL,
+    end_ms INTEGER NOT NULL,
+    series_id INTEGER,
+    incident_id INTEGER,
+    body TEXT NOT NULL,
+    PRIMARY KEY (selector, start_ms)
+);
+CREATE INDEX IF NOT EXISTS anomalies_end ON anomalies(end_ms);
+CREATE TABLE IF NOT EXISTS incidents (
+    id INTEGER PRIMARY KEY,
+    status TEXT NOT NULL,
+    opened_ms INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+";
+
+/// The embedded SQLite store.
+#[derive(Debug)]
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+    interned: Mutex<HashMap<SeriesKey, SeriesId>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, StoreError> {
+    m.lock().map_err(|_| StoreError::Poisoned)
+}
+
+fn level_rank(level: Option<LogLevel>) -> Option<i64> {
+    level.map(|l| match l {
+        LogLevel::Trace => 1,
+        LogLevel::Debug => 2,
+        LogLevel::Info => 3,
+        LogLevel::Warn => 4,
+        LogLevel::Error => 5,
+        LogLevel::Fatal => 6,
+    })
+}
+
+fn level_of_rank(rank: Option<i64>) -> Option<LogLevel> {
+    Some(match rank? {
+        1 => LogLevel::Trace,
+        2 => LogLevel::Debug,
+        3 => LogLevel::Info,
+        4 => LogLevel::Warn,
+        5 => LogLevel::Error,
+        6 => LogLevel::Fatal,
+        _ => return None,
+    })
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        let path = dir.join(FILE_NAME);
+        let writer = Connection::open(&path)?;
+        writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
+        writer.execute_batch(
+            "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA cache_size = -65536;",
+        )?;
+        writer.execute_batch(SCHEMA)?;
+        let reader = Connection::open(&path)?;
+        reader.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = 1;")?;
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+            interned: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+fn insert_samples(
+    tx: &rusqlite::Transaction<'_>,
+    samples: &[(SeriesId, steward_core::Sample)],
+) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR REPLACE INTO samples (series_id, ts, value) VALUES (?1, ?2, ?3)",
+    )?;
+    for (id, s) in samples {
+        stmt.execute(params![id, s.timestamp_ms, s.value])?;
+    }
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn append(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        let mut conn = lock(&self.writer)?;
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO logs (ts, service, level, body, attributes) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for r in &batch.logs {
+                let attributes = if r.attributes.is_empty() {
+                    None
+                } else {
+                    Some(serde_json::to_string(&r.attributes)?)
+                };
+                stmt.execute(params![
+                    r.timestamp_ms.unwrap_or(0),
+                    r.service,
+                    level_rank(r.level),
+                    r.body,
+                    attributes
+                ])?;
+            }
+        }
+        insert_samples(&tx, &batch.samples)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn intern(&self, keys: &[&SeriesKey]) -> Result<Vec<SeriesId>, StoreError> {
+        let mut cache = lock(&self.interned)?;
+        let mut out = Vec::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            match cache.get(*key) {
+                Some(id) => out.push(*id),
+                None => {
+                    out.push(0);
+                    missing.push(i);
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let mut conn = lock(&self.writer)?;
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO series (selector, name, labels) VALUES (?1, ?2, ?3)",
+            )?;
+            let mut select = tx.prepare_cached("SELECT id FROM series WHERE selector = ?1")?;
+            for i in missing {
+                let key = keys[i];
+                if let Some(id) = cache.get(key) {
+                    out[i] = *id;
+                    continue;
+                }
+                let selector = key.to_string();
+                insert.execute(params![
+                    selector,
+                    key.name,
+                    serde_json::to_string(&key.labels)?
+                ])?;
+                let id: SeriesId = select.query_row(params![selector], |r| r.get(0))?;
+                cache.insert(key.clone(), id);
+                out[i] = id;
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn save_analysis(&self, batch: &AnalysisBatch) -> Result<(), StoreError> {
+        let mut conn = lock(&self.writer)?;
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO templates (id, text, level, count, sample, services, first_seen, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for t in &batch.templates {
+                stmt.execute(params![
+                    to_i64(t.id),
+                    t.text,
+                    t.level,
+                    to_i64(t.count),
+                    t.sample,
+                    serde_json::to_string(&t.services)?,
+                    t.first_seen_ms,
+                    t.last_seen_ms
+                ])?;
+            }
+        }
+        insert_samples(&tx, &batch.samples)?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO bands (series_id, ts, expected, lower, upper, score)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for (id, ts, b) in &batch.bands {
+                stmt.execute(params![id, ts, b.expected, b.lower, b.upper, b.score])?;
+            }
+        }
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO anomalies (selector, start_ms, end_ms, series_id, incident_id, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (selector, start_ms) DO UPDATE SET end_ms = excluded.end_ms,
+                   incident_id = coalesce(excluded.incident_id, anomalies.incident_id),
+                   body = excluded.body",
+            )?;
+            for a in &batch.anomalies {
+                stmt.execute(params![
+                    a.anomaly.series.to_string(),
+                    a.anomaly.start_ms,
+                    a.anomaly.end_ms,
+                    a.series_id,
+                    a.incident_id.map(to_i64),
+                    serde_json::to_string(&a.anomaly)?
+                ])?;
+            }
+        }
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO incidents (id, status, opened_ms, body) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut link = tx.prepare_cached(
+                "UPDATE anomalies SET incident_id = ?1 WHERE selector = ?2 AND start_ms = ?3",
+            )?;
+            for i in &batch.incidents {
+                let status = match i.status {
+                    IncidentStatus::Open => "open",
+                    IncidentStatus::Resolved => "resolved",
+                };
+                stmt.execute(params![
+                    to_i64(i.id),
+                    status,
+                    i.opened_ms,
+                    serde_json::to_string(i)?
+                ])?;
+                for m in &i.members {
+                    link.execute(params![to_i64(i.id), m.series.to_string(), m.start_ms])?;
+                }
+            }
+        }
+        {
+            let mut stmt =
+                tx.prepare_cached("INSERT OR REPLACE INTO state (name, value) VALUES (?1, ?2)")?;
+            for (name, value) in &batch.state {
+                stmt.execute(params![name, value])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn state(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let conn = lock(&self.reader)?;
+        Ok(conn
+            .query_row("SELECT value FROM state WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    fn search_logs(&self, query: &LogQuery) -> Result<Vec<StoredLog>, StoreError> {
+        let mut sql =
+            String::from("SELECT id, ts, service, level, body, attributes FROM logs WHERE 1 = 1");
+        let mut args: Vec<SqlValue> = Vec::new();
+        if let Some(q) = query.q.as_deref().filter(|q| !q.is_empty()) {
+            let escaped = q
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            sql.push_str(" AND body LIKE ? ESCAPE '\\'");
+            args.push(SqlValue::Text(format!("%{escaped}%")));
+        }
+        if let Some(service) = query.service.as_deref().filter(|s| !s.is_empty()) {
+            sql.push_str(" AND service = ?");
+            args.push(SqlValue::Text(service.to_string()));
+        }
+        if let Some(level) = query.level.as_deref().filter(|s| !s.is_empty()) {
+            if let Some(rank) = level_rank(level.parse().ok()) {
+                sql.push_str(" AND level >= ?");
+                args.push(SqlValue::Integer(rank));
+            }
+        }
+        if let Some(from) = query.from {
+            sql.push_str(" AND ts >= ?");
+            args.push(SqlValue::Integer(from));
+        }
+        if let Some(to) = query.to {
+            sql.push_str(" AND ts < ?");
+            args.push(SqlValue::Integer(to));
+        }
+        let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
+        sql.push_str(" ORDER BY id DESC LIMIT ?");
+        args.push(SqlValue::Integer(to_i64(limit as u64)));
+        let conn = lock(&self.reader)?;
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(args), |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<String>>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, ts, service, level, body, attributes) = row?;
+            let attributes = match attributes {
+                Some(a) => serde_json::from_str(&a)?,
+                None => Default::default(),
+            };
+            out.push(StoredLog {
+                id,
+                record: LogRecord {
+                    timestamp_ms: Some(ts),
+                    service,
+                    level: level_of_rank(level),
+                    body,
+                    attributes,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    fn series(
+        &self,
+        name: Option<&str>,
+        labels: &[(String, String)],
+        limit: usize,
+    ) -> Result<Vec<SeriesInfo>, StoreError> {
+        let conn = lock(&self.reader)?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT s.id, s.name, s.labels,
+                (SELECT count(*) FROM samples p WHERE p.series_id = s.id),
+                (SELECT max(ts) FROM samples p WHERE p.series_id = s.id)
+             FROM series s WHERE s.name LIKE ?1 ESCAPE '\\' ORDER BY s.selector",
+        )?;
+        let pattern = match name {
+            Some(n) => format!(
+                "%{}%",
+                n.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            ),
+            None => "%".into(),
+        };
+        let rows = stmt.query_map([pattern], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, name, label_json, points, last_ms) = row?;
+            let key = SeriesKey {
+                name,
+                labels: serde_json::from_str(&label_json)?,
+            };
+            if !labels.iter().all(|(k, v)| key.label(k) == Some(v.as_str())) {
+                continue;
+            }
+            out.push(SeriesInfo {
+                id,
+                selector: key.to_string(),
+                key,
+                points: to_u64(points),
+                last_ms,
+                last_value: None,
+            });
+            if out.len() >= limit {
+                break;
+            }
+        }
+        drop(stmt);
+        for info in &mut out {
+            if let Some(ts) = info.last_ms {
+                info.last_value = conn
+                    .query_row(
+                        "SELECT value FROM samples WHERE series_id = ?1 AND ts = ?2",
+                        params![info.id, ts],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+            }
+        }
+        Ok(out)
+    }
+
+    fn series_key(&self, id: SeriesId) -> Result<Option<SeriesKey>, StoreError> {
+        let conn = lock(&self.reader)?;
+        let row: Option<(String, String)> = conn
+            .query_row("SELECT name, labels FROM series WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        row.map(|(name, labels)| {
+            Ok(SeriesKey {
+                name,
+                labels: serde_json::from_str(&labels)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn points(
+        &self,
+        id: SeriesId,
+        from: TimestampMs,
+        to: TimestampMs,
+        max_points: usize,
+    ) -> Result<Vec<Point>, StoreError> {
+        let conn = lock(&self.reader)?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT p.ts, p.value, b.expected, b.lower, b.upper, b.score
+             FROM samples p LEFT JOIN bands b ON b.series_id = p.series_id AND b.ts = p.ts
+             WHERE p.series_id = ?1 AND p.ts >= ?2 AND p.ts < ?3 ORDER BY p.ts",
+        )?;
+        let rows = stmt.query_map(params![id, from, to], |r| {
+            let band = match (
+                r.get::<_, Option<f64>>(2)?,
+                r.get::<_, Option<f64>>(3)?,
+                r.get::<_, Option<f64>>(4)?,
+                r.get::<_, Option<f64>>(5)?,
+            ) {
+                (Some(expected), Some(lower), Some(upper), Some(score)) => Some(Band {
+                    expected,
+                    lower,
+                    upper,
+                    score,
+                }),
+                _ => None,
+            };
+            Ok(Point {
+                timestamp_ms: r.get(0)?,
+                value: r.get(1)?,
+                band,
+            })
+        })?;
+        let points = rows.collect::<Result<Vec<_>, _>>()?;
+        Ok(thin(points, max_points.max(1)))
+    }
+
+    fn templates(&self, limit: usize) -> Result<Vec<TemplateRow>, StoreError> {
+        let conn = lock(&self.reader)?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, text, level, count, sample, services, first_seen, last_seen
+             FROM templates ORDER BY count DESC, id LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([to_i64(limit as u64)], template_row)?;
+        rows.map(|r| r?.map_err(StoreError::from))
+            .collect::<Result<Vec<_>, _>>()
+    }
+
+    fn template(&self, id: u64) -> Result<Option<TemplateRow>, StoreError> {
+        let conn = lock(&self.reader)?;
+        let row = conn
+            .query_row(
+                "SELECT id, text, level, count, sample, services, first_seen, last_seen
+                 FROM templates WHERE id = ?1",
+                [to_i64(id)],
+                template_row,
+            )
+            .optional()?;
+        row.transpose().map_err(StoreError::from)
+    }
+
+    fn anomalies(
+        &self,
+        from: TimestampMs,
+        to: TimestampMs,
+        limit: usize,
+    ) -> Result<Vec<StoredAnomaly>, StoreError> {
+        let conn = lock(&self.reader)?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT series_id, incident_id, body FROM anomalies
+             WHERE end_ms >= ?1 AND start_ms < ?2 ORDER BY start_ms DESC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![from, to, to_i64(limit as u64)], |r| {
+            Ok((
+                r.get::<_, Option<i64>>(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (series_id, incident_id, body) = row?;
+            out.push(StoredAnomaly {
+                series_id,
+                incident_id: incident_id.map(to_u64),
+                anomaly: serde_json::from_str(&body)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn incidents(
+        &self,
+        status: Option<IncidentStatus>,
+        limit: usize,
+    ) -> Result<Vec<Incident>, StoreError> {
+        let conn = lock(&self.reader)?;
+        let status = status.map(|s| match s {
+            IncidentStatus::Open => "open",
+            IncidentStatus::Resolved => "resolved",
+        });
+        let mut stmt = conn.prepare_cached(
+            "SELECT body FROM incidents WHERE ?1 IS NULL OR status = ?1
+             ORDER BY opened_ms DESC, id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![status, to_i64(limit as u64)], |r| {
+            r.get::<_, String>(0)
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(serde_json::from_str(&row?)?);
+        }
+        Ok(out)
+    }
+
+    fn incident(&self, id: u64) -> Result<Option<Incident>, StoreError> {
+        let conn = lock(&self.reader)?;
+        let body: Option<String> = conn
+            .query_row(
+                "SELECT body FROM incidents WHERE id = ?1",
+                [to_i64(id)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
+    }
+
+    fn prune_logs(&self, before: TimestampMs) -> Result<u64, StoreError> {
+        let conn = lock(&self.writer)?;
+        let n = conn.execute("DELETE FROM logs WHERE ts < ?1", [before])?;
+        Ok(n as u64)
+    }
+
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        let conn = lock(&self.reader)?;
+        let count = |table: &str| -> Result<u64, StoreError> {
+            let n: i64 =
+                conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+            Ok(to_u64(n))
+        };
+        Ok(StoreStats {
+            logs: count("logs")?,
+            series: count("series")?,
+            samples: count("samples")?,
+        })
+    }
+}
+
+type TemplateResult = Result<TemplateRow, serde_json::Error>;
+
+fn template_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TemplateResult> {
+    let services: String = r.get(5)?;
+    let services = match serde_json::from_str(&services) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(TemplateRow {
+        id: to_u64(r.get(0)?),
+        text: r.get(1)?,
+        level: r.get(2)?,
+        count: to_u64(r.get(3)?),
+        sample: r.get(4)?,
+        services,
+        first_seen_ms: r.get(6)?,
+        last_seen_ms: r.get(7)?,
+    }))
+}
+
+/// Keeps at most `max` points, evenly spaced in time: the last point of each of `max`
+/// equal time buckets, so spikes at the end of a bucket survive.
+fn thin(points: Vec<Point>, max: usize) -> Vec<Point> {
+    if points.len() <= max {
+        return points;
+    }
+    let (Some(first), Some(last)) = (points.first(), points.last()) else {
+        return points;
+    };
+    let span = (last.timestamp_ms - first.timestamp_ms).max(1);
+    let start = first.timestamp_ms;
+    let mut out: Vec<Point> = Vec::with_capacity(max);
+    let mut current = None;
+    for p in points {
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let bucket = (((p.timestamp_ms - start) as f64 / span as f64) * (max - 1) as f64) as usize;
+        if current == Some(bucket) {
+            if let Some(slot) = out.last_mut() {
+                // Keep the point furthest from its expected value (or the larger one),
+                // so an anomaly is not thinned away.
+                let dev = |q: &Point| q.band.map_or(q.value, |b| (q.value - b.expected).abs());
+                if dev(&p) >= dev(slot) {
+                    *slot = p;
+                }
+            }
+        } else {
+            out.push(p);
+            current = Some(bucket);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_by_time_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut a = LogRecord::from_body("a");
+        a.timestamp_ms = Some(1_700_000_000_000);
+        let mut b = LogRecord::from_body("b");
+        b.timestamp_ms = Some(1_700_000_001_000);
+        store
+            .append(&WriteBatch {
+                logs: vec![a, b],
+                samples: Vec::new(),
+            })
+            .unwrap();
+        let found = store
+            .search_logs(&LogQuery {
+                from: Some(1_700_000_000_000),
+                to: Some(1_700_000_000_001),
+                ..LogQuery::default()
+            })
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        let q = store
+            .search_logs(&LogQuery {
+                q: Some("A".into()),
+                ..LogQuery::default()
+            })
+            .unwrap();
+        assert_eq!(q.len(), 1);
+        assert_eq!(store.search_logs(&LogQuery::default()).unwrap().len(), 2);
+    }
+}

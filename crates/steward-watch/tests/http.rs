@@ -1,0 +1,508 @@
+//! The service's HTTP surface, driven without a socket (`tower::ServiceExt::oneshot`)
+//! against a real store in a temporary directory.
+#![allow(clippy::unwrap_used)] // a test that cannot set up should fail loudly
+
+use std::io::Write;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use prost::Message;
+use serde_json::{Value, json};
+use steward_watch::http::router;
+use steward_watch::ingest::otlp::proto;
+use steward_watch::ingest::remote_write::proto as prom;
+use steward_watch::pipeline::PipelineConfig;
+use steward_watch::{Service, WatchOptions};
+use tower::ServiceExt;
+
+struct Harness {
+    service: Option<Service>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn new() -> Harness {
+        Harness::with(|_| {}).await
+    }
+
+    async fn with(tweak: impl FnOnce(&mut WatchOptions)) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = WatchOptions {
+            listen: "127.0.0.1:0".into(),
+            otlp: "127.0.0.1:0".into(),
+            data_dir: dir.path().to_path_buf(),
+            store: "embedded".into(),
+            retention_days: 7,
+            limits: Default::default(),
+            pipeline: PipelineConfig {
+                flush_every: Duration::from_millis(100),
+                ..PipelineConfig::default()
+            },
+            demo: false,
+        };
+        tweak(&mut options);
+        let service = Service::start(options).await.unwrap();
+        Harness {
+            service: Some(service),
+            _dir: dir,
+        }
+    }
+
+    async fn send(&self, request: Request<Body>) -> (StatusCode, Vec<u8>) {
+        let state = self.service.as_ref().unwrap().state().unwrap().clone();
+        let response = router(state).oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, body.to_vec())
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        let (status, body) = self
+            .send(Request::get(uri).body(Body::empty()).unwrap())
+            .await;
+        let value = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+        (status, value)
+    }
+
+    async fn post(&self, uri: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
+        self.send(
+            Request::post(uri)
+                .header(header::CONTENT_TYPE, content_type)
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn metrics(&self) -> String {
+        let (_, body) = self
+            .send(Request::get("/metrics").body(Body::empty()).unwrap())
+            .await;
+        String::from_utf8(body).unwrap()
+    }
+
+    /// Polls `uri` until `check` holds (the pipeline writes about every 100 ms here).
+    async fn eventually(&self, uri: &str, check: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..100 {
+            let (_, v) = self.get(uri).await;
+            if check(&v) {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "{uri} never satisfied the check; last: {}",
+            self.get(uri).await.1
+        );
+    }
+
+    async fn stop(mut self) {
+        self.service.take().unwrap().stop().await.unwrap();
+    }
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn string_value(s: &str) -> Option<proto::AnyValue> {
+    Some(proto::AnyValue {
+        value: Some(proto::any_value::Value::StringValue(s.into())),
+    })
+}
+
+fn logs_request(
+    service: &str,
+    bodies: &[(&str, i32)],
+    t0_ms: i64,
+) -> proto::ExportLogsServiceRequest {
+    proto::ExportLogsServiceRequest {
+        resource_logs: vec![proto::ResourceLogs {
+            resource: Some(proto::Resource {
+                attributes: vec![proto::KeyValue {
+                    key: "service.name".into(),
+                    value: string_value(service),
+                }],
+            }),
+            scope_logs: vec![proto::ScopeLogs {
+                scope: None,
+                log_records: bodies
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (body, severity))| proto::LogRecord {
+                        time_unix_nano: u64::try_from(t0_ms + i as i64).unwrap() * 1_000_000,
+                        severity_number: *severity,
+                        body: if body.is_empty() {
+                            None
+                        } else {
+                            string_value(body)
+                        },
+                        ..proto::LogRecord::default()
+                    })
+                    .collect(),
+            }],
+        }],
+    }
+}
+
+#[tokio::test]
+async fn otlp_json_logs_are_stored_and_searchable() {
+    let h = Harness::new().await;
+    let body = json!({"resourceLogs": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "checkout"}}]},
+        "scopeLogs": [{"logRecords": [
+            {"timeUnixNano": "1700000000000000000", "severityText": "INFO", "body": {"stringValue": "order 17 placed"}},
+            {"timeUnixNano": "1700000001000000000", "severityNumber": 17, "body": {"stringValue": "payment declined for order 18"}}
+        ]}]
+    }]});
+    let (status, answer) = h
+        .post(
+            "/v1/logs",
+            "application/json",
+            body.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer, b"{}");
+
+    let (status, found) = h.get("/api/v1/logs?q=DECLINED&service=checkout").await;
+    assert_eq!(status, StatusCode::OK);
+    let logs = found["logs"].as_array().unwrap();
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0]["body"], "payment declined for order 18");
+    assert_eq!(logs[0]["level"], "error");
+    assert_eq!(logs[0]["timestamp_ms"], 1_700_000_001_000_i64);
+
+    let (_, ranged) = h
+        .get("/api/v1/logs?from=1700000000000&to=1700000000001")
+        .await;
+    assert_eq!(ranged["logs"].as_array().map(Vec::len), Some(1), "{ranged}");
+    let (_, by_level) = h.get("/api/v1/logs?level=warn").await;
+    assert_eq!(by_level["logs"].as_array().unwrap().len(), 1);
+    assert!(
+        h.metrics()
+            .await
+            .contains("steward_records_in_total{kind=\"log\"} 2")
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn otlp_protobuf_gzip_with_partial_success() {
+    let h = Harness::new().await;
+    let request = logs_request(
+        "cart",
+        &[("item added", 9), ("", 9), ("item removed", 9)],
+        1_700_000_000_000,
+    );
+    let (status, answer) = h
+        .send(
+            Request::post("/v1/logs")
+                .header(header::CONTENT_TYPE, "application/x-protobuf")
+                .header(header::CONTENT_ENCODING, "gzip")
+                .body(Body::from(gzip(&request.encode_to_vec())))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let answer = proto::ExportLogsServiceResponse::decode(&answer[..]).unwrap();
+    let partial = answer.partial_success.unwrap();
+    assert_eq!(partial.rejected_log_records, 1);
+    assert_eq!(partial.error_message, "log record has no body");
+    let (_, found) = h.get("/api/v1/logs?service=cart").await;
+    assert_eq!(found["logs"].as_array().unwrap().len(), 2);
+    assert!(
+        h.metrics()
+            .await
+            .contains("steward_records_rejected_total{kind=\"log\"} 1")
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn bad_bodies_get_4xx_with_reasons_and_are_counted() {
+    let h = Harness::with(|o| {
+        o.limits.max_body_bytes = 64 * 1024;
+        o.limits.max_decoded_bytes = 256 * 1024;
+    })
+    .await;
+    let (status, body) = h
+        .post(
+            "/v1/logs",
+            "application/json",
+            b"{\"resourceLogs\": 3}".to_vec(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("resourceLogs"),
+        "{body}"
+    );
+
+    let (status, body) = h
+        .post("/v1/logs", "application/x-protobuf", vec![0xff; 10])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let status_msg = proto::Status::decode(&body[..]).unwrap();
+    assert!(status_msg.message.contains("protobuf"), "{status_msg:?}");
+
+    let (status, _) = h.post("/v1/logs", "text/plain", b"hello".to_vec()).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    let (status, _) = h
+        .post("/v1/logs", "application/json", vec![b' '; 100 * 1024])
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    // A gzip bomb: 1 KiB on the wire, 1 MiB decompressed, over the 256 KiB cap.
+    let (status, body) = h
+        .send(
+            Request::post("/v1/logs")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CONTENT_ENCODING, "gzip")
+                .body(Body::from(gzip(&vec![b' '; 1 << 20])))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+
+    let (status, body) = h
+        .post(
+            "/ingest/logs",
+            "application/x-ndjson",
+            b"nope\n{\"level\":\"info\"}\n".to_vec(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("all 2 lines rejected"),
+        "{body}"
+    );
+
+    let metrics = h.metrics().await;
+    assert!(
+        metrics.contains("steward_requests_rejected_total{reason=\"malformed\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("steward_requests_rejected_total{reason=\"too_large\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("steward_requests_rejected_total{reason=\"unsupported\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("steward_records_dropped_total 0"),
+        "{metrics}"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn json_lines_are_ingested_with_a_count_of_bad_lines() {
+    let h = Harness::new().await;
+    let body = b"{\"ts\":1700000000,\"level\":\"warn\",\"service\":\"db\",\"msg\":\"slow query 1200 ms\",\"table\":\"orders\"}\n\
+        not json\n{\"message\":\"vacuum done\",\"service\":\"db\"}\n";
+    let (status, answer) = h
+        .post("/ingest/logs", "application/x-ndjson", body.to_vec())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(answer["accepted"], 2);
+    assert_eq!(answer["rejected"], 1);
+    assert!(
+        answer["first_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 2")
+    );
+    let (_, found) = h.get("/api/v1/logs?q=slow&service=db").await;
+    let logs = found["logs"].as_array().unwrap();
+    assert_eq!(logs[0]["attributes"]["table"], "orders");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_from_otlp_and_remote_write_become_series() {
+    let h = Harness::new().await;
+    let body = json!({"resourceMetrics": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "api"}}]},
+        "scopeMetrics": [{"metrics": [
+            {"name": "http_server_requests", "sum": {"isMonotonic": true, "dataPoints": [
+                {"timeUnixNano": "1700000000000000000", "asInt": "10"},
+                {"timeUnixNano": "1700000060000000000", "asInt": "25"}
+            ]}}
+        ]}]
+    }]});
+    let (status, _) = h
+        .post(
+            "/v1/metrics",
+            "application/json",
+            body.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let write = prom::WriteRequest {
+        timeseries: vec![prom::TimeSeries {
+            labels: vec![
+                prom::Label {
+                    name: "__name__".into(),
+                    value: "node_filesystem_usage_ratio".into(),
+                },
+                prom::Label {
+                    name: "mount".into(),
+                    value: "/data".into(),
+                },
+            ],
+            samples: (0..5)
+                .map(|i| prom::Sample {
+                    value: 0.5 + 0.01 * f64::from(i),
+                    timestamp: 1_700_000_000_000 + i64::from(i) * 60_000,
+                })
+                .collect(),
+        }],
+    };
+    let compressed = snap::raw::Encoder::new()
+        .compress_vec(&write.encode_to_vec())
+        .unwrap();
+    let (status, _) = h
+        .send(
+            Request::post("/api/v1/write")
+                .header(header::CONTENT_TYPE, "application/x-protobuf")
+                .header(header::CONTENT_ENCODING, "snappy")
+                .body(Body::from(compressed))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    let (_, listed) = h.get("/api/v1/series?name=filesystem").await;
+    let series = listed["series"].as_array().unwrap();
+    assert_eq!(series.len(), 1);
+    assert_eq!(
+        series[0]["selector"],
+        "node_filesystem_usage_ratio{mount=\"/data\"}"
+    );
+    assert_eq!(series[0]["points"], 5);
+    let id = series[0]["id"].as_i64().unwrap();
+    let (_, points) = h.get(&format!("/api/v1/series/{id}")).await;
+    assert_eq!(points["points"].as_array().unwrap().len(), 5);
+    assert_eq!(points["points"][4]["value"], 0.54);
+
+    let (_, api) = h.get("/api/v1/series?service=api").await;
+    assert_eq!(api["series"][0]["last_value"], 25.0);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn health_metrics_and_openapi_answer() {
+    let h = Harness::new().await;
+    let (status, health) = h.get("/healthz").await;
+    assert_eq!(
+        (status, health["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let (_, doc) = h.get("/openapi.json").await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/v1/logs",
+        "/api/v1/logs",
+        "/api/v1/incidents",
+        "/api/v1/series/{id}",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing");
+    }
+    let metrics = h.metrics().await;
+    for name in [
+        "steward_records_in_total",
+        "steward_records_dropped_total",
+        "steward_queue_depth",
+        "steward_detector_latency_seconds_bucket",
+    ] {
+        assert!(metrics.contains(name), "{name} missing");
+    }
+    let (status, _) = h.get("/api/v1/incidents/999").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = h.get("/api/v1/incidents?status=maybe").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_error_template_opens_an_incident() {
+    let h = Harness::new().await;
+    let t0 = 1_700_000_000_000;
+    let normal: Vec<(String, i32)> = (0..50)
+        .map(|i| (format!("GET /items/{i} 200 in {} ms", 10 + i % 7), 9))
+        .collect();
+    let normal: Vec<(&str, i32)> = normal.iter().map(|(b, s)| (b.as_str(), *s)).collect();
+    let request = logs_request("web", &normal, t0);
+    let (status, _) = h
+        .post(
+            "/v1/logs",
+            "application/x-protobuf",
+            request.encode_to_vec(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let request = logs_request(
+        "web",
+        &[("connection pool exhausted after 30000 ms", 17)],
+        t0 + 60_000,
+    );
+    h.post(
+        "/v1/logs",
+        "application/x-protobuf",
+        request.encode_to_vec(),
+    )
+    .await;
+
+    let incidents = h
+        .eventually("/api/v1/incidents?status=open", |v| {
+            v["incidents"].as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
+    let incident = &incidents["incidents"][0];
+    assert_eq!(incident["members"][0]["kind"], "new_template");
+    assert!(
+        incident["members"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("connection pool exhausted")
+    );
+    let id = incident["id"].as_u64().unwrap();
+    let (_, detail) = h.get(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(detail["templates"][0]["level"], "error");
+    assert_eq!(
+        detail["templates"][0]["sample"],
+        "connection pool exhausted after 30000 ms"
+    );
+
+    let templates = h
+        .eventually("/api/v1/templates", |v| {
+            v["templates"].as_array().is_some_and(|a| a.len() >= 2)
+        })
+        .await;
+    let top = &templates["templates"][0];
+    assert_eq!(top["count"], 50);
+    assert!(top["text"].as_str().unwrap().contains("<*>"), "{top}");
+    h.stop().await;
+}
