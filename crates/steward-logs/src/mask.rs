@@ -54,7 +54,14 @@ pub(crate) fn mask_token(token: &str, out: &mut String) -> VarKind {
     while end > start && CLOSERS.contains(&bytes[end - 1]) {
         end -= 1;
     }
-    let core = &token[start..end];
+    let mut core = &token[start..end];
+    // A path takes a trailing dot with it (`/a/job.jar.`), as Loghub's rules read it.
+    if is_path(core) {
+        while end < bytes.len() && bytes[end] == b'.' {
+            end += 1;
+        }
+        core = &token[start..end];
+    }
     if !core.is_empty() && is_whole_value(core) {
         out.push_str(&token[..start]);
         out.push_str(WILDCARD);
@@ -92,10 +99,12 @@ fn mask_key_value(token: &str, out: &mut String) -> Option<VarKind> {
     out.clear();
     out.push_str(key);
     out.push('=');
-    if kind == VarKind::Weak && !inner.contains(WILDCARD) {
-        out.push_str(WILDCARD);
-    } else {
+    // A value is one variable, however it masked (`rhost=<*>` for any host), unless
+    // it has structure of its own (`headroom=<memory:<*>, vCores:<*>>`).
+    if trimmed.starts_with(['<', '[', '(', '{']) && inner.contains(WILDCARD) {
         out.push_str(&inner);
+    } else {
+        out.push_str(WILDCARD);
     }
     out.push_str(&value[trimmed.len()..]);
     Some(kind)
@@ -116,7 +125,7 @@ fn is_whole_value(core: &str) -> bool {
     if is_path(core) {
         return true;
     }
-    if is_ip_like(core) || is_uuid(b) || is_mac(b) {
+    if is_ip_like(core) || is_uuid(b) || is_mac(b) || is_host_port(b) || is_name_version(b) {
         return true;
     }
     if is_number_with_unit(b) || is_hex(b) || is_hostname(b) {
@@ -193,11 +202,42 @@ fn is_ip_like(core: &str) -> bool {
         Some(i) if i + 1 < core.len() => &core[i + 1..],
         _ => core,
     };
-    let candidate = candidate.split(':').next().unwrap_or(candidate);
-    if is_ipv4(candidate.as_bytes()) {
+    let (ip, port) = candidate.split_once(':').unwrap_or((candidate, "0"));
+    if is_ipv4(ip.as_bytes()) && !port.is_empty() && port.bytes().all(|c| c.is_ascii_digit()) {
         return true;
     }
     is_ipv6(core.as_bytes())
+}
+
+/// `msra-sa-41:9000`: a host name and a port.
+fn is_host_port(b: &[u8]) -> bool {
+    let Some(colon) = b.iter().rposition(|c| *c == b':') else {
+        return false;
+    };
+    let (host, port) = (&b[..colon], &b[colon + 1..]);
+    !host.is_empty()
+        && (1..=5).contains(&port.len())
+        && port.iter().all(u8::is_ascii_digit)
+        && host[0].is_ascii_alphanumeric()
+        && (host == b"localhost"
+            || host
+                .iter()
+                .any(|c| c.is_ascii_digit() || matches!(c, b'-' | b'.')))
+        && host
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
+}
+
+/// `HTTP/1.1`, `Mozilla/5.0`: a name and a version.
+fn is_name_version(b: &[u8]) -> bool {
+    let Some(slash) = b.iter().position(|c| *c == b'/') else {
+        return false;
+    };
+    let (name, version) = (&b[..slash], &b[slash + 1..]);
+    !name.is_empty()
+        && name.iter().all(u8::is_ascii_alphabetic)
+        && version.first().is_some_and(u8::is_ascii_digit)
+        && version.iter().all(|c| c.is_ascii_digit() || *c == b'.')
 }
 
 fn is_ipv4(b: &[u8]) -> bool {
@@ -377,6 +417,8 @@ fn mask_segments(token: &str, out: &mut String) -> VarKind {
     // A token that is only values and joining punctuation is one value: `<*>:<*>`
     // (an address and port), `<*>-<*>-<*>` (a date), `<*>.<*>` (a version).
     if kind != VarKind::None
+        && out.starts_with(WILDCARD)
+        && out.ends_with(WILDCARD)
         && out.replace(WILDCARD, "").bytes().all(|c| {
             matches!(
                 c,
@@ -412,6 +454,16 @@ fn classify_run(run: &[u8]) -> VarKind {
         return VarKind::Strong;
     }
     VarKind::Weak
+}
+
+/// Units of size that follow a number as a word of their own (`12 KB`): with the
+/// number they are one quantity.
+pub(crate) fn is_size_unit(token: &str) -> bool {
+    const UNITS: &[&str] = &[
+        "B", "KB", "MB", "GB", "TB", "PB", "KiB", "MiB", "GiB", "TiB", "kB",
+    ];
+    let t = token.trim_end_matches([',', ')', ';', '.']);
+    UNITS.contains(&t)
 }
 
 /// English month and weekday abbreviations: parts of a timestamp when they stand next

@@ -144,12 +144,36 @@ pub(crate) const WILD: u32 = u32::MAX;
 /// One position of a template.
 #[derive(Debug, Clone)]
 pub(crate) struct Slot {
-    /// The interned masked token, or [`WILD`].
+    /// The interned token (exact for a weak variable, masked otherwise), its class
+    /// (see `class`) once generalised to it, or [`WILD`].
     pub(crate) tok: u32,
+    /// The interned masked form: a slot whose `tok` is its class accepts any token of
+    /// that class (`user=<*>` takes `user=root` and `user=admin`).
+    pub(crate) class: u32,
     /// What masking found in the token.
     pub(crate) kind: VarKind,
     /// For a weak variable: the raw value while all lines agree on it.
     pub(crate) raw: Option<Box<str>>,
+    /// A variable with brackets that every line has had (`(<*>)`): the text before
+    /// and after the value.
+    pub(crate) shape: Option<(Box<str>, Box<str>)>,
+}
+
+/// The brackets around a token's value: `(`, `)` for `(host)` and `()`.
+pub(crate) fn shape_of(text: &str) -> Option<(&str, &str)> {
+    const OPEN: &[char] = &['(', '[', '{', '<', '"', '\''];
+    const CLOSE: &[char] = &[')', ']', '}', '>', '"', '\'', ',', ';', ':', '.'];
+    if let Some((prefix, suffix)) = text.split_once(WILDCARD) {
+        let bracketed =
+            prefix.chars().all(|c| OPEN.contains(&c)) && suffix.chars().all(|c| CLOSE.contains(&c));
+        return (bracketed && (!prefix.is_empty() || !suffix.is_empty()))
+            .then_some((prefix, suffix));
+    }
+    let body = text.trim_start_matches(OPEN);
+    let prefix = &text[..text.len() - body.len()];
+    let inner = body.trim_end_matches(CLOSE);
+    let suffix = &body[inner.len()..];
+    (!prefix.is_empty() || !suffix.is_empty()).then_some((prefix, suffix))
 }
 
 impl Slot {
@@ -196,7 +220,21 @@ impl Interner {
 struct LineToken<'a> {
     raw: &'a str,
     tok: u32,
+    class: u32,
     kind: VarKind,
+}
+
+impl Slot {
+    /// Whether the slot takes this token as it is.
+    #[inline]
+    fn accepts(&self, t: &LineToken<'_>) -> bool {
+        self.tok == WILD
+            || self.tok == t.tok
+            || self.tok == t.class
+            || self.shape.as_ref().is_some_and(|(p, s)| {
+                t.raw.len() >= p.len() + s.len() && t.raw.starts_with(&**p) && t.raw.ends_with(&**s)
+            })
+    }
 }
 
 /// The online template miner. See the module documentation.
@@ -345,12 +383,18 @@ impl TemplateMiner {
             let kind = mask::mask_token(raw, &mut self.scratch);
             // A weak variable (`ee0`, `tty=NODEVssh`) groups by its exact text until
             // enough different values are seen at its position (`word_varies`).
+            let class = self.interner.intern(&self.scratch);
             let tok = if kind == VarKind::Weak {
                 self.interner.intern(raw)
             } else {
-                self.interner.intern(&self.scratch)
+                class
             };
-            tokens.push(LineToken { raw, tok, kind });
+            tokens.push(LineToken {
+                raw,
+                tok,
+                class,
+                kind,
+            });
             if tokens.len() == max {
                 break;
             }
@@ -365,8 +409,25 @@ impl TemplateMiner {
             if named {
                 tokens[i].kind = VarKind::Weak;
                 tokens[i].tok = self.interner.intern(WILDCARD);
+                tokens[i].class = tokens[i].tok;
             }
             previous_named = named;
+        }
+        // `12 KB`: a size unit after a number is part of the value.
+        let wildcard = self.interner.intern(WILDCARD);
+        for i in 1..tokens.len() {
+            if tokens[i].kind == VarKind::None
+                && tokens[i - 1].class == wildcard
+                && mask::is_size_unit(tokens[i].raw)
+            {
+                // The unit stays as written while it does not vary (`<*> MB`), and
+                // generalises to its class (`<*>`) when it does (`<*> B`, `<*> KB`).
+                let raw = tokens[i].raw;
+                let unit_len = raw.trim_end_matches([',', ')', ';', '.']).len();
+                let masked = format!("{WILDCARD}{}", &raw[unit_len..]);
+                tokens[i].kind = VarKind::Strong;
+                tokens[i].class = self.interner.intern(&masked);
+            }
         }
         // Month and weekday names next to numbers are parts of a timestamp.
         // Two passes, so that `Sun Jul 24` masks `Sun` through `Jul`.
@@ -378,6 +439,7 @@ impl TemplateMiner {
                     if near_number {
                         tokens[i].kind = VarKind::Strong;
                         tokens[i].tok = self.interner.intern(WILDCARD);
+                        tokens[i].class = tokens[i].tok;
                     }
                 }
             }
@@ -400,13 +462,22 @@ impl TemplateMiner {
             let mut word_diffs = 0usize;
             let mut word_at = 0usize;
             for (i, (slot, t)) in state.slots.iter().zip(tokens).enumerate() {
-                if slot.tok == WILD {
-                    wild += 1;
-                } else if slot.tok == t.tok {
+                if slot.tok == t.tok {
                     equal += 1;
-                } else if is_wordlike(slot.kind, self.interner.get(slot.tok))
-                    && is_wordlike(t.kind, t.raw)
+                } else if slot.accepts(t) {
+                    wild += 1;
+                } else if (is_wordlike(slot.kind, self.interner.get(slot.tok))
+                    && is_wordlike(t.kind, t.raw))
+                    || is_structure(self.interner.get(slot.tok))
+                    || is_structure(t.raw)
+                    || (slot.kind == VarKind::Strong
+                        && t.kind == VarKind::Strong
+                        && slot.class != t.class
+                        && self.interner.get(slot.class).len() > WILDCARD.len()
+                        && self.interner.get(t.class).len() > WILDCARD.len())
                 {
+                    // Two words, or two values in different dress (`(uid=<*>)`,
+                    // `LOGIN(uid=<*>)`): the template's identity differs here.
                     word_diffs += 1;
                     word_at = i;
                 }
@@ -480,8 +551,23 @@ impl TemplateMiner {
             if slot.tok == WILD {
                 continue;
             }
-            if slot.tok != t.tok {
-                slot.tok = WILD;
+            if !slot.accepts(t) {
+                let old_text = match &slot.raw {
+                    Some(raw) => raw.to_string(),
+                    None => self.interner.get(slot.tok).to_string(),
+                };
+                let shape = shape_of(&old_text).filter(|s| Some(*s) == shape_of(t.raw));
+                if slot.class == t.class {
+                    slot.tok = slot.class;
+                } else if let Some((prefix, suffix)) = shape {
+                    slot.tok = self.interner.intern(&format!("{prefix}{WILDCARD}{suffix}"));
+                    slot.class = slot.tok;
+                    slot.shape = Some((prefix.into(), suffix.into()));
+                } else {
+                    slot.tok = WILD;
+                    slot.shape = None;
+                }
+                slot.kind = slot.kind.max(t.kind);
                 slot.raw = None;
                 changed = true;
             } else if slot.kind == VarKind::Weak && slot.raw.as_deref().is_some_and(|r| r != t.raw)
@@ -516,7 +602,18 @@ impl TemplateMiner {
             return;
         };
         let bucket = state.bucket;
-        let pattern: Vec<u32> = state.slots.iter().map(|s| s.tok).collect();
+        let pattern: Vec<Slot> = state.slots.clone();
+        let interner = &self.interner;
+        let covers = |p: &Slot, s: &Slot| {
+            p.tok == WILD
+                || (s.tok != WILD
+                    && (s.tok == p.tok
+                        || s.class == p.tok
+                        || p.shape.as_ref().is_some_and(|(pre, suf)| {
+                            let text = s.raw.as_deref().unwrap_or_else(|| interner.get(s.tok));
+                            text.starts_with(&**pre) && text.ends_with(&**suf)
+                        })))
+        };
         let Some(ids) = self.buckets.get(&bucket) else {
             return;
         };
@@ -525,12 +622,9 @@ impl TemplateMiner {
             .copied()
             .filter(|&other| other != id)
             .filter(|other| {
-                self.templates.get(other).is_some_and(|o| {
-                    o.slots
-                        .iter()
-                        .zip(&pattern)
-                        .all(|(s, &p)| p == WILD || (s.tok == p && s.tok != WILD))
-                })
+                self.templates
+                    .get(other)
+                    .is_some_and(|o| o.slots.iter().zip(&pattern).all(|(s, p)| covers(p, s)))
             })
             .collect();
         for other in covered {
@@ -601,7 +695,9 @@ impl TemplateMiner {
             .iter()
             .map(|t| Slot {
                 tok: t.tok,
+                class: t.class,
                 kind: t.kind,
+                shape: None,
                 raw: (t.kind == VarKind::Weak).then(|| t.raw.into()),
             })
             .collect();
@@ -691,6 +787,16 @@ fn is_wordlike(kind: VarKind, text: &str) -> bool {
     kind != VarKind::Strong || !text.bytes().any(|c| c.is_ascii_alphanumeric())
 }
 
+/// Punctuation of two or more characters (`****`, `=>`, `--`): part of the message's
+/// layout, never a value. (A lone `-` is often a missing value, so it is not.)
+fn is_structure(text: &str) -> bool {
+    text.len() >= 2
+        && !text.contains(WILDCARD)
+        && !text.bytes().any(|c| c.is_ascii_alphanumeric())
+        // `()`, `[]`, `""`: an empty value in brackets, not layout.
+        && !text.bytes().all(|c| b"()[]{}<>\"',;:.".contains(&c))
+}
+
 /// Words after which a word is a name: `user root`, `host db1`.
 fn names_next(previous: &str) -> bool {
     const NAMING: &[&str] = &[
@@ -736,11 +842,7 @@ fn signature(tokens: &[LineToken<'_>]) -> u64 {
 }
 
 fn fits(slots: &[Slot], tokens: &[LineToken<'_>]) -> bool {
-    slots.len() == tokens.len()
-        && slots
-            .iter()
-            .zip(tokens)
-            .all(|(s, t)| s.tok == WILD || s.tok == t.tok)
+    slots.len() == tokens.len() && slots.iter().zip(tokens).all(|(s, t)| s.accepts(t))
 }
 
 fn weak_differs(slots: &[Slot], tokens: &[LineToken<'_>]) -> bool {

@@ -109,21 +109,17 @@ pub fn score<P: Eq + Hash + Copy, T: Eq + Hash + Copy>(lines: &[Labelled<'_, P, 
     }
 }
 
-/// The form two templates are compared in: whitespace runs are one space, `<*><*>`
-/// inside a token is one `<*>`, and consecutive `<*>` tokens are one.
+/// The form two templates are compared in: whitespace runs are one space, and
+/// adjacent `<*>` (`<*><*>`, or `<*> <*>` with only whitespace between) are one.
 pub fn normalise(template: &str) -> String {
-    let mut out: Vec<String> = Vec::new();
-    for token in template.split_whitespace() {
-        let mut t = token.to_string();
-        while t.contains("<*><*>") {
-            t = t.replace("<*><*>", "<*>");
+    let mut out = template.split_whitespace().collect::<Vec<_>>().join(" ");
+    loop {
+        let next = out.replace("<*><*>", "<*>").replace("<*> <*>", "<*>");
+        if next == out {
+            return out;
         }
-        if t == "<*>" && out.last().is_some_and(|l| l == "<*>") {
-            continue;
-        }
-        out.push(t);
+        out = next;
     }
-    out.join(" ")
 }
 
 #[cfg(test)]
@@ -196,5 +192,6 @@ mod tests {
     #[test]
     fn normalising_collapses_adjacent_wildcards() {
         assert_eq!(normalise("a  <*> <*>  b <*><*>:<*>"), "a <*> b <*>:<*>");
+        assert_eq!(normalise("\"GET <*> <*>\" x"), "\"GET <*>\" x");
     }
 }

@@ -68,11 +68,16 @@ pub struct SnapshotTemplate {
 pub struct SnapshotSlot {
     /// The masked token, or `None` for a wildcard.
     pub token: Option<String>,
+    /// The masked form of the token.
+    pub class: String,
     /// 0 word, 1 weak variable, 2 strong variable.
     pub kind: u8,
     /// A weak variable's value while all lines agreed on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<String>,
+    /// A bracketed variable's text before and after its value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<(String, String)>,
 }
 
 impl Snapshot {
@@ -108,12 +113,17 @@ impl TemplateMiner {
                     .iter()
                     .map(|s| SnapshotSlot {
                         token: (s.tok != WILD).then(|| self.interner.get(s.tok).to_string()),
+                        class: self.interner.get(s.class).to_string(),
                         kind: match s.kind {
                             VarKind::None => 0,
                             VarKind::Weak => 1,
                             VarKind::Strong => 2,
                         },
                         raw: s.raw.as_deref().map(str::to_string),
+                        shape: s
+                            .shape
+                            .as_ref()
+                            .map(|(p, q)| (p.to_string(), q.to_string())),
                     })
                     .collect(),
             })
@@ -167,12 +177,16 @@ impl TemplateMiner {
                 .into_iter()
                 .map(|s| Slot {
                     tok: s.token.map_or(WILD, |tok| miner.interner.intern(&tok)),
+                    class: miner.interner.intern(&s.class),
                     kind: match s.kind {
                         0 => VarKind::None,
                         1 => VarKind::Weak,
                         _ => VarKind::Strong,
                     },
                     raw: s.raw.map(String::into_boxed_str),
+                    shape: s
+                        .shape
+                        .map(|(p, q)| (p.into_boxed_str(), q.into_boxed_str())),
                 })
                 .collect();
             let first = match slots.first() {
