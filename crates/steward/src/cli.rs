@@ -62,4 +62,7 @@ pub enum Command {
     Forecast(commands::forecast::ForecastArgs),
     /// Run the watch service: dashboard and API on :8080, OTLP/HTTP on :4318.
     Up(commands::up::UpArgs),
+    /// Log templates: `steward logs parse FILE`, `steward logs bench --data DIR`.
+    #[command(subcommand)]
+    Logs(commands::logs::LogsCommand),
 }

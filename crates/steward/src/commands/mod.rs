@@ -3,6 +3,7 @@
 pub mod config;
 pub mod detect;
 pub mod forecast;
+pub mod logs;
 pub mod up;
 
 use anyhow::Context;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Detect(args) => detect::run(args, &ctx),
         Command::Forecast(args) => forecast::run(args, &ctx),
         Command::Up(args) => up::run(args, &ctx),
+        Command::Logs(cmd) => logs::run(cmd, &ctx),
     }
 }
 
@@ -40,6 +42,7 @@ fn command_flags(command: &Command) -> Vec<Override> {
         Command::Detect(args) => detect::flags(args),
         Command::Forecast(args) => forecast::flags(args),
         Command::Up(args) => up::flags(args),
+        Command::Logs(cmd) => logs::flags(cmd),
     }
 }
 
