@@ -281,6 +281,12 @@ impl TemplateMiner {
         &self.config
     }
 
+    /// Changes the memory bound (for a miner restored from a snapshot taken with
+    /// another); takes effect at the next new template.
+    pub fn set_max_templates(&mut self, max_templates: usize) {
+        self.config.max_templates = max_templates.max(1);
+    }
+
     /// Adds one message (the content of a log line, without its header) and returns its
     /// template and parameters.
     pub fn add(&mut self, content: &str) -> Match {
