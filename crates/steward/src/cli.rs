@@ -20,7 +20,11 @@ Examples:
 /// out), turns raw logs into templates, and finds anomalies in time series.
 #[derive(Debug, Parser)]
 #[command(name = "steward", version, about, long_about, after_help = EXAMPLES)]
-#[command(propagate_version = true, subcommand_required = true, arg_required_else_help = true)]
+#[command(
+    propagate_version = true,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

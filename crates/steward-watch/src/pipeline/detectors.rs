@@ -30,103 +30,40 @@ pub trait SeriesDetector: Send {
 /// Makes a detector for a new series.
 pub type DetectorFactory = Box<dyn Fn(&SeriesKey) -> Box<dyn SeriesDetector> + Send>;
 
-/// A small robust detector used until steward-detect's is wired in: an exponentially
-/// weighted mean and variance, with a noise floor so flat series do not alarm on
-/// rounding, and a warm-up before it reports anything.
-#[derive(Debug, Clone)]
-pub struct EwmaDetector {
-    alpha: f64,
-    mean: f64,
-    var: f64,
-    seen: u32,
-    warmup: u32,
-    z_alarm: f64,
-}
+/// steward-detect's streaming detector.
+#[derive(Debug)]
+pub struct Streaming(steward_detect::StreamingDetector);
 
-impl Default for EwmaDetector {
-    fn default() -> Self {
-        EwmaDetector {
-            alpha: 0.1,
-            mean: 0.0,
-            var: 0.0,
-            seen: 0,
-            warmup: 8,
-            z_alarm: 4.0,
-        }
+impl Streaming {
+    /// A detector for a series, told which direction is bad where the name says:
+    /// template rates of problems, latencies and errors only matter when they rise.
+    pub fn for_series(key: &SeriesKey) -> Streaming {
+        let name = key.name.to_ascii_lowercase();
+        let rising_is_bad = ["latency", "duration", "error", "fail", "timeout"]
+            .iter()
+            .any(|w| name.contains(w));
+        Streaming(steward_detect::StreamingDetector::new(
+            steward_detect::DetectorConfig {
+                higher_is_worse: rising_is_bad.then_some(true),
+                unit: None,
+            },
+        ))
     }
 }
 
-impl SeriesDetector for EwmaDetector {
-    fn update(&mut self, _ts: TimestampMs, value: f64) -> Score {
-        if !value.is_finite() {
-            return Score {
-                band: Band {
-                    expected: self.mean,
-                    lower: self.mean,
-                    upper: self.mean,
-                    score: 0.0,
-                },
-                kind: None,
-                reason: None,
-            };
-        }
-        if self.seen == 0 {
-            self.mean = value;
-        }
-        let sigma = self
-            .var
-            .sqrt()
-            .max(0.05 * self.mean.abs())
-            .max(self.mean.abs().sqrt() * 0.5)
-            .max(1e-6);
-        let z = (value - self.mean) / sigma;
-        let band = Band {
-            expected: self.mean,
-            lower: self.mean - 3.0 * sigma,
-            upper: self.mean + 3.0 * sigma,
-            score: if self.seen < self.warmup {
-                0.0
-            } else {
-                (1.0 - (-(z.abs() / self.z_alarm).powi(2) * std::f64::consts::LN_2).exp())
-                    .clamp(0.0, 1.0)
+impl SeriesDetector for Streaming {
+    fn update(&mut self, ts: TimestampMs, value: f64) -> Score {
+        let s = self.0.update(ts, value);
+        Score {
+            band: Band {
+                expected: s.expected,
+                lower: s.lower,
+                upper: s.upper,
+                score: s.score,
             },
-        };
-        let anomalous = self.seen >= self.warmup && z.abs() >= self.z_alarm;
-        let (kind, reason) = if anomalous {
-            let pct = if self.mean.abs() > 1e-9 {
-                format!(" ({:+.0}%)", (value - self.mean) / self.mean.abs() * 100.0)
-            } else {
-                String::new()
-            };
-            let (kind, word) = if z > 0.0 {
-                (AnomalyKind::Spike, "above")
-            } else {
-                (AnomalyKind::Dip, "below")
-            };
-            (
-                Some(kind),
-                Some(format!(
-                    "{} {value:.4} is {:.1} sigma {word} the expected {:.4}{pct}",
-                    kind.as_str(),
-                    z.abs(),
-                    self.mean
-                )),
-            )
-        } else {
-            (None, None)
-        };
-        // Anomalous points move the baseline slowly, so a level shift is learned
-        // without a single spike dragging the band.
-        let alpha = if anomalous {
-            self.alpha * 0.2
-        } else {
-            self.alpha
-        };
-        let diff = value - self.mean;
-        self.mean += alpha * diff;
-        self.var = (1.0 - alpha) * (self.var + alpha * diff * diff);
-        self.seen = self.seen.saturating_add(1);
-        Score { band, kind, reason }
+            kind: s.kind,
+            reason: s.reason,
+        }
     }
 }
 
@@ -268,32 +205,31 @@ impl DetectorStage {
 mod tests {
     use super::*;
 
+    const T0: i64 = 1_700_000_000_000;
+
     #[test]
     fn a_spike_after_a_steady_run_is_one_anomaly() {
         let mut stage = DetectorStage::new(
-            Box::new(|_| Box::new(EwmaDetector::default())),
+            Box::new(|k| Box::new(Streaming::for_series(k))),
             0.5,
-            3,
+            3 * 60_000,
             Arc::new(Counters::default()),
         );
         let key = || SeriesKey::new("latency");
         let mut opened = 0;
-        for t in 0..50 {
-            let v = if (30..33).contains(&t) {
+        for t in 0..80 {
+            let v = if (60..63).contains(&t) {
                 500.0
             } else {
                 100.0 + (t % 3) as f64
             };
-            let s = stage.update(1, key, t, v).unwrap();
+            let s = stage.update(1, key, T0 + t * 60_000, v).unwrap();
             if s.opened {
                 opened += 1;
-                assert_eq!(s.anomaly.as_ref().unwrap().start_ms, 30);
-            }
-            if t == 32 {
-                assert_eq!(s.anomaly.unwrap().end_ms, 32);
+                assert_eq!(s.anomaly.as_ref().unwrap().start_ms, T0 + 60 * 60_000);
             }
         }
         assert_eq!(opened, 1);
-        assert!(stage.update(1, key, 10, 1.0).is_none());
+        assert!(stage.update(1, key, T0, 1.0).is_none());
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use serde::Serialize;
-use steward_core::{SeriesKey, TimestampMs};
+use steward_core::{Sample, SeriesKey, TimestampMs};
 
 /// Points kept per forecast series.
 const WINDOW: usize = 120;
@@ -113,7 +113,7 @@ impl Tracker {
         let slope = sxy / sxx; // per ms
         #[allow(clippy::cast_precision_loss)]
         let fitted_now = mean_y + slope * ((ts - t0) as f64 - mean_x);
-        let exhausted_at_ms = if slope > 0.0 && fitted_now < self.limit {
+        let linear = if slope > 0.0 && fitted_now < self.limit {
             let ms = (self.limit - fitted_now) / slope;
             #[allow(clippy::cast_possible_truncation)]
             (ms.is_finite() && ms < 1e15).then(|| ts + ms as i64)
@@ -122,12 +122,31 @@ impl Tracker {
         } else {
             None
         };
+        // steward-detect's forecaster (trend and seasonality with an interval) when it
+        // can fit the window; the least-squares line otherwise.
+        let samples: Vec<Sample> = self
+            .points
+            .iter()
+            .map(|(t, v)| Sample::new(*t, *v))
+            .collect();
+        let (exhausted_at_ms, slope_per_hour) =
+            match steward_detect::forecast_crossing(&samples, self.limit, horizon_ms) {
+                Ok(Some(c)) if c.rising || c.already_crossed => (
+                    Some(if c.already_crossed { ts } else { c.at_ms }),
+                    c.slope_per_hour,
+                ),
+                Ok(_) => (
+                    linear.filter(|at| at - ts > horizon_ms),
+                    slope * 3_600_000.0,
+                ),
+                Err(_) => (linear, slope * 3_600_000.0),
+            };
         Some(Forecast {
             series_id,
             series: key.clone(),
             limit: self.limit,
             current: value,
-            slope_per_hour: slope * 3_600_000.0,
+            slope_per_hour,
             exhausted_at_ms,
             as_of_ms: ts,
             warning: exhausted_at_ms.is_some_and(|at| at - ts <= horizon_ms),
@@ -168,7 +187,7 @@ mod tests {
         let f = last.unwrap();
         assert!(f.warning);
         let at = f.exhausted_at_ms.unwrap();
-        assert!((at - 50 * 60_000).abs() < 1000, "{at}");
+        assert!((at - 50 * 60_000).abs() < 5 * 60_000, "{at}");
         assert_eq!(human_duration(3_700_000), "1h 1m");
     }
 }

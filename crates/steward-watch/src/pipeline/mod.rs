@@ -23,15 +23,13 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use steward_core::{
-    Anomaly, AnomalyKind, IncidentStatus, LogRecord, Sample, SeriesKey, TimestampMs,
-};
+use steward_core::{Anomaly, AnomalyKind, LogRecord, Sample, SeriesKey, TimestampMs};
 
 use crate::counters::Counters;
 use crate::ingest::now_ms;
 use crate::store::{AnalysisBatch, SeriesId, Store, StoreError, StoredAnomaly};
-use correlate::{Correlate, IncidentEvent, WindowCorrelator};
-use detectors::{DetectorFactory, DetectorStage, EwmaDetector};
+use correlate::{Correlate, DetectCorrelator, IncidentEvent};
+use detectors::{DetectorFactory, DetectorStage, Streaming};
 use forecast::{Forecast, Tracker};
 use miner::{LogsMiner, TemplateBook};
 use rates::RateAggregator;
@@ -174,13 +172,8 @@ pub fn start(
     events: Option<tokio::sync::mpsc::UnboundedSender<IncidentEvent>>,
 ) -> Result<(SyncSender<PipelineInput>, std::thread::JoinHandle<()>), StoreError> {
     let templates = store.templates(config.max_templates)?;
-    let open = store.incidents(Some(IncidentStatus::Open), 1_000)?;
-    let next_id = store
-        .incidents(None, 1)?
-        .first()
-        .map_or(1, |i| i.id + 1)
-        .max(open.iter().map(|i| i.id + 1).max().unwrap_or(1));
-    let factory: DetectorFactory = Box::new(|_| Box::new(EwmaDetector::default()));
+    let highest = store.incidents(None, 1)?.first().map_or(0, |i| i.id);
+    let factory: DetectorFactory = Box::new(|k| Box::new(Streaming::for_series(k)));
     let mut pipeline = Pipeline {
         book: TemplateBook::new(Box::new(LogsMiner::new(config.max_templates)), templates),
         rates: RateAggregator::new(config.bucket_ms, config.grace_ms),
@@ -190,11 +183,13 @@ pub fn start(
             config.gap_ms,
             Arc::clone(&counters),
         ),
-        correlator: Box::new(WindowCorrelator::new(
-            config.correlation_window_ms,
-            config.resolve_ms,
-            open,
-            next_id,
+        correlator: Box::new(DetectCorrelator::new(
+            steward_detect::CorrelatorConfig {
+                join_gap_ms: config.correlation_window_ms,
+                resolve_after_ms: config.resolve_ms,
+                ..steward_detect::CorrelatorConfig::default()
+            },
+            highest,
         )),
         trackers: HashMap::new(),
         exhaustion: HashMap::new(),

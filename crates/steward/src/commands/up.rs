@@ -82,9 +82,15 @@ pub fn run(args: UpArgs, inv: &Invocation) -> anyhow::Result<Outcome> {
                 "data_dir": data_dir.display().to_string(),
             }))?;
         } else {
-            inv.out.line(&format!("steward up: dashboard and API  http://{api}/"))?;
-            inv.out.line(&format!("            OTLP/HTTP          http://{otlp}/v1/logs, /v1/metrics"))?;
-            inv.out.line(&format!("            data               {}", data_dir.display()))?;
+            inv.out
+                .line(&format!("steward up: dashboard and API  http://{api}/"))?;
+            inv.out.line(&format!(
+                "            OTLP/HTTP          http://{otlp}/v1/logs, /v1/metrics"
+            ))?;
+            inv.out.line(&format!(
+                "            data               {}",
+                data_dir.display()
+            ))?;
         }
         wait_for_signal().await;
         tracing::info!("shutting down");
