@@ -1,4 +1,5 @@
 //! Scores the default detector on a NAB corpus, with per-file detail: a tuning aid.
+//! `DETAIL=T cargo run --release -p steward-detect --example nab_eval [NAB_DIR]`
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 fn main() {
@@ -22,30 +23,41 @@ fn main() {
         );
     }
     println!("detector time {el:?}");
-    if std::env::var_os("DETAIL").is_some() {
-        let t: f64 = std::env::var("DETAIL").unwrap().parse().unwrap_or(0.5);
-        for (s, sc) in corpus.series.iter().zip(&scores) {
-            let p = s.probation();
-            let hits: Vec<usize> = (p..sc.len()).filter(|&i| sc[i] >= t).collect();
-            let caught: Vec<String> = s
-                .windows
-                .iter()
-                .map(|&(a, b)| match hits.iter().find(|&&i| i >= a && i <= b) {
-                    Some(i) => format!("[{a}-{b}]@{}", i - a),
-                    None => format!("[{a}-{b}]MISS"),
-                })
-                .collect();
-            let fps = hits
-                .iter()
-                .filter(|&&i| !s.windows.iter().any(|&(a, b)| i >= a && i <= b))
-                .count();
-            println!(
-                "{:55} n={:5} fp={:3} {}",
-                s.name,
-                sc.len(),
-                fps,
-                caught.join(" ")
-            );
-        }
+    let Ok(t) = std::env::var("DETAIL") else {
+        return;
+    };
+    let t: f64 = t.parse().unwrap_or(0.5);
+    for (s, sc) in corpus.series.iter().zip(&scores) {
+        let p = s.probation();
+        let inwin = |i: usize| s.windows.iter().any(|&(a, b)| i >= a && i <= b);
+        let fps = (p..sc.len()).filter(|&i| sc[i] >= t && !inwin(i)).count();
+        let max_out = (p..sc.len())
+            .filter(|&i| !inwin(i))
+            .map(|i| sc[i])
+            .fold(0.0, f64::max);
+        let wins: Vec<String> = s
+            .windows
+            .iter()
+            .map(|&(a, b)| {
+                let first = (a.max(p)..=b).find(|&i| sc[i] >= t);
+                let (mut m, mut at) = (0.0, 0);
+                for (i, &v) in sc.iter().enumerate().take(b + 1).skip(a.max(p)) {
+                    if v > m {
+                        m = v;
+                        at = i - a;
+                    }
+                }
+                match first {
+                    Some(i) => format!("[{}]@{} max {m:.2}@{at}", b - a + 1, i - a),
+                    None => format!("[{}]MISS max {m:.2}@{at}", b - a + 1),
+                }
+            })
+            .collect();
+        println!(
+            "{:50} fp={:3} out={max_out:.2} {}",
+            s.name.split('/').next_back().unwrap_or(""),
+            fps,
+            wins.join(" | ")
+        );
     }
 }

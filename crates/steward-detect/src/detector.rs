@@ -68,12 +68,29 @@ const DAY_MS: i64 = 86_400_000;
 const WEEK_MS: i64 = 7 * DAY_MS;
 /// Points before any score above zero.
 const WARMUP: u64 = 24;
-/// The score from which an alarm damps the next ones.
+/// The internal score from which an alarm damps the next ones.
 const ALARM: f64 = 0.5;
-/// The weight of the newest raw score in the short average.
-const SHORT_ALPHA: f64 = 0.3;
-/// Decades of improbability that make a score of 1.
-const LIKELIHOOD_DECADES: f64 = 20.0;
+/// The reported score from which a point gets a kind and a reason.
+const REPORT: f64 = 0.5;
+/// The weight of the newest raw score in their short average (about ten points, as
+/// HTM's likelihood averages over).
+const SHORT_ALPHA: f64 = 0.1;
+/// Decades of improbability that make a score of one half.
+const HALF_SCORE_DECADES: f64 = 5.0;
+/// How much of the score rests on the recent surprise being a record.
+const RECORD_WEIGHT: f64 = 0.5;
+/// The half-life-like horizon, in points, of the record peak's decay.
+const PEAK_HORIZON: f64 = 2000.0;
+/// Points after an alarm during which smaller scores are damped.
+const HOLD: u64 = 200;
+/// The damping factor just after an alarm, rising linearly to 1 over the hold.
+const HOLD_FLOOR: f64 = 0.6;
+/// The weight of the slow level (for drift, i.e. trend changes).
+const DRIFT_ALPHA: f64 = 0.01;
+/// How much a drift counts against the other experts.
+const TREND_WEIGHT: f64 = 1.0;
+/// How much a single point's surprise counts against the short average's.
+const INSTANT_WEIGHT: f64 = 1.0;
 
 /// Exponentially weighted mean and mean absolute deviation, winsorised.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
@@ -178,10 +195,13 @@ pub struct StreamingDetector {
     diff: EwStat,
     /// Short average of residuals, for level shifts.
     short_resid: f64,
-    /// Fast and slow slope estimates, for trend changes.
-    slope_fast: f64,
-    slope_slow: f64,
-    slope_dev: f64,
+    /// The usual size of that short average: residuals are correlated (the baseline
+    /// is built from the same recent points), so its scale is learned, not assumed.
+    short_dev: f64,
+    /// A slow level and the usual distance of the robust level from it: a drift far
+    /// beyond the usual is a trend change.
+    slow_level: f64,
+    drift_dev: f64,
     level_err: f64,
     min_seen: f64,
     max_seen: f64,
@@ -191,6 +211,8 @@ pub struct StreamingDetector {
     raw_mean: f64,
     raw_var: f64,
     raw_short: f64,
+    /// The largest recent short average of raw scores, decaying slowly.
+    raw_peak: f64,
     /// Points since the last alarm, and its score.
     since_alarm: u64,
     alarm_score: f64,
@@ -231,9 +253,9 @@ impl StreamingDetector {
             resid: EwStat::default(),
             diff: EwStat::default(),
             short_resid: 0.0,
-            slope_fast: 0.0,
-            slope_slow: 0.0,
-            slope_dev: 0.0,
+            short_dev: 0.0,
+            slow_level: 0.0,
+            drift_dev: 0.0,
             level_err: 0.0,
             min_seen: f64::INFINITY,
             max_seen: f64::NEG_INFINITY,
@@ -242,6 +264,7 @@ impl StreamingDetector {
             raw_mean: 0.0,
             raw_var: 0.0,
             raw_short: 0.0,
+            raw_peak: 0.0,
             since_alarm: u64::MAX,
             alarm_score: 0.0,
         }
@@ -344,7 +367,7 @@ impl StreamingDetector {
 
         let short_alpha = 0.25;
         let short = self.short_resid + short_alpha * (r - self.short_resid);
-        let z_shift = short.abs() / (sigma * (short_alpha / (2.0 - short_alpha)).sqrt());
+        let z_shift = short.abs() / (sigma * (short_alpha / (2.0 - short_alpha)).sqrt()).max(floor);
 
         let dx = x - self.last_x;
         let dscale = (1.2533 * self.diff.dev).max(floor);
@@ -367,9 +390,12 @@ impl StreamingDetector {
             0.0
         };
 
-        let fast = self.slope_fast + 0.05 * (dx - self.slope_fast);
-        let z_trend = (fast - self.slope_slow).abs()
-            / ((self.slope_dev * 1.2533).max(floor) * (0.05f64 / 1.95).sqrt());
+        let drift = level - self.slow_level;
+        let z_trend = if self.n > WARMUP {
+            drift.abs() / (1.2533 * self.drift_dev).max(floor)
+        } else {
+            0.0
+        };
 
         // Which way the point moved matters when the user said which way is bad.
         let up = r > 0.0;
@@ -383,16 +409,16 @@ impl StreamingDetector {
                     AnomalyKind::Dip
                 },
             ),
-            (z_shift * 0.9, AnomalyKind::LevelShift),
+            (z_shift, AnomalyKind::LevelShift),
+            (z_trend * TREND_WEIGHT, AnomalyKind::TrendChange),
             (
-                z_diff * 0.8,
+                z_diff,
                 if up {
                     AnomalyKind::Spike
                 } else {
                     AnomalyKind::Dip
                 },
             ),
-            (z_trend * 0.5, AnomalyKind::TrendChange),
             (
                 z_novel,
                 if up {
@@ -413,11 +439,11 @@ impl StreamingDetector {
         if !direction_ok {
             z = 0.0;
         }
-        if baseline != Baseline::Level && kind != AnomalyKind::LevelShift {
-            // The level baseline would have found the point ordinary: the shape of the
-            // day or week broke, not the level.
+        if baseline != Baseline::Level && matches!(kind, AnomalyKind::Spike | AnomalyKind::Dip) {
+            // Against the plain level the point is less odd than against the profile:
+            // the shape of the day or week broke, not the level.
             let lvl_z = (x - level).abs() / (1.2533 * self.resid.dev.max(floor));
-            if lvl_z < 2.0 && z_point > 3.0 {
+            if lvl_z < z_point {
                 kind = AnomalyKind::SeasonalBreak;
             }
         }
@@ -431,19 +457,35 @@ impl StreamingDetector {
         };
         // Likelihood of the recent raw average under the long-run raw distribution:
         // a surprise only counts as much as it is rare for this series.
-        let raw_short = self.raw_short + SHORT_ALPHA * (raw - self.raw_short);
-        let sd = (self.raw_var * SHORT_ALPHA / (2.0 - SHORT_ALPHA))
+        let short_alpha = SHORT_ALPHA;
+        let raw_short = self.raw_short + short_alpha * (raw - self.raw_short);
+        let sd = (self.raw_var * short_alpha / (2.0 - short_alpha))
             .sqrt()
             .max(0.05);
         let tail = normal_tail((raw_short - self.raw_mean) / sd).max(1e-300);
         let mut score = if self.n < 2 * WARMUP {
             0.0
         } else {
-            ((-tail.log10()) / LIKELIHOOD_DECADES).clamp(0.0, 1.0)
+            // A tail of one half is no evidence at all.
+            let short = -tail.log10();
+            // A lone extreme point counts at once, judged against single raw scores.
+            let sd_one = self.raw_var.sqrt().max(0.05);
+            // ...beyond what the largest of this many ordinary points would reach.
+            let seen = (self.n.min(10_000) as f64).log10();
+            let one = (-normal_tail((raw - self.raw_mean) / sd_one)
+                .max(1e-300)
+                .log10())
+            .min(raw - seen);
+            let decades = (short.max(INSTANT_WEIGHT * one) - std::f64::consts::LOG10_2).max(0.0);
+            (decades / (decades + HALF_SCORE_DECADES)).clamp(0.0, 1.0)
         };
+        // A record: the recent surprise against the largest one seen lately.
+        let peak = self.raw_peak.max(self.raw_mean + 3.0 * sd);
+        let record = raw_short / (raw_short + peak).max(1e-12);
+        score = (1.0 - RECORD_WEIGHT) * score + RECORD_WEIGHT * record * score.sqrt();
         // One event, one alarm: damp what follows a confident alarm for a while.
-        if self.since_alarm < 100 && score < self.alarm_score + 0.1 {
-            score *= 0.3 + 0.7 * (self.since_alarm as f64 / 100.0);
+        if self.since_alarm < HOLD && score < self.alarm_score + 0.1 {
+            score *= HOLD_FLOOR + (1.0 - HOLD_FLOOR) * (self.since_alarm as f64 / HOLD as f64);
         }
 
         // --- learn ---
@@ -468,10 +510,25 @@ impl StreamingDetector {
             self.diff.update(dx.clamp(-dclip, dclip), 0.01);
         }
         self.short_resid = short.clamp(-clip, clip);
-        let fast_c = self.slope_fast + 0.05 * (dx.clamp(-dclip, dclip) - self.slope_fast);
-        self.slope_dev += 0.01 * ((fast_c - self.slope_slow).abs() - self.slope_dev);
-        self.slope_fast = fast_c;
-        self.slope_slow += 0.005 * (fast_c - self.slope_slow);
+        let sclip = if self.n < WARMUP {
+            f64::INFINITY
+        } else {
+            5.0 * self.short_dev
+        };
+        self.short_dev +=
+            (1.0 / (self.n + 1) as f64).max(0.01) * (short.abs().min(sclip) - self.short_dev);
+        if self.n == 0 {
+            self.slow_level = x;
+        }
+        let dclip_drift = if self.n < WARMUP {
+            f64::INFINITY
+        } else {
+            5.0 * self.drift_dev.max(floor)
+        };
+        self.drift_dev += (1.0 / (self.n + 1) as f64).max(DRIFT_ALPHA)
+            * (drift.abs().min(dclip_drift) - self.drift_dev);
+        self.slow_level += DRIFT_ALPHA
+            * (x.clamp(self.slow_level - clip, self.slow_level + clip) - self.slow_level);
         if let Some(p) = self.daily.as_mut() {
             p.learn(timestamp_ms, x, daily_pred, clip);
         }
@@ -493,12 +550,15 @@ impl StreamingDetector {
             self.raw_var = (1.0 - a) * (self.raw_var + a * d * d);
         }
         self.raw_short = raw_short;
+        if self.n >= 2 * WARMUP {
+            self.raw_peak = (self.raw_peak * (1.0 - 1.0 / PEAK_HORIZON)).max(raw_short);
+        }
         if score >= ALARM {
             self.since_alarm = 0;
             self.alarm_score = self.alarm_score.max(score);
         } else {
             self.since_alarm = self.since_alarm.saturating_add(1);
-            if self.since_alarm >= 100 {
+            if self.since_alarm >= HOLD {
                 self.alarm_score = 0.0;
             }
         }
@@ -506,8 +566,13 @@ impl StreamingDetector {
         self.last_ts = Some(timestamp_ms);
         self.last_x = x;
 
+        // Report on a calmer scale than the one the detector reasons on: 0.5 out means
+        // twice the evidence of the internal alarm, so a default threshold of 0.5 stays
+        // quiet on plain noise. The map is monotone, so rankings (and NAB) are unchanged.
+        let evidence = HALF_SCORE_DECADES * score / (1.0 - score).max(1e-12);
+        let score = (evidence / (evidence + 2.0 * HALF_SCORE_DECADES)).clamp(0.0, 1.0);
         let band = 3.0 * sigma;
-        let anomalous = score >= ALARM;
+        let anomalous = score >= REPORT;
         let reason = anomalous.then(|| self.reason(kind, x, expected, timestamp_ms));
         PointScore {
             score,
@@ -544,6 +609,200 @@ impl StreamingDetector {
                 format!("dip to {x:.4}{unit} at {at}, expected {expected:.4}{unit}")
             }
             _ => format!("spike to {x:.4}{unit} at {at}, expected {expected:.4}{unit}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STEP: i64 = 300_000;
+
+    /// A deterministic noise in [-0.5, 0.5).
+    fn noise(i: i64) -> f64 {
+        // SplitMix64 of the index: white noise, reproducible, in [-0.5, 0.5).
+        let mut z = (i as u64)
+            .wrapping_add(1)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    }
+
+    /// Scores a generated series; returns each point's verdict.
+    fn run(len: i64, f: impl Fn(i64) -> f64) -> Vec<PointScore> {
+        let mut d = StreamingDetector::default();
+        (0..len).map(|i| d.update(i * STEP, f(i))).collect()
+    }
+
+    /// The first point from `from` on scoring at least `t`.
+    fn first_alarm(scores: &[PointScore], from: usize, t: f64) -> Option<usize> {
+        (from..scores.len()).find(|&i| scores[i].score >= t)
+    }
+
+    fn max_score(scores: &[PointScore], range: std::ops::Range<usize>) -> f64 {
+        scores[range].iter().map(|p| p.score).fold(0.0, f64::max)
+    }
+
+    fn daily(i: i64) -> f64 {
+        // A daily wave at 5-minute steps: 288 points a day.
+        10.0 * (2.0 * std::f64::consts::PI * i as f64 / 288.0).sin()
+    }
+
+    #[test]
+    fn spike_is_found_where_it_is() {
+        let s = run(3000, |i| {
+            50.0 + noise(i) + if i == 2000 { 15.0 } else { 0.0 }
+        });
+        assert!(
+            max_score(&s, 500..2000) < 0.5,
+            "quiet before: {}",
+            max_score(&s, 500..2000)
+        );
+        assert_eq!(first_alarm(&s, 500, 0.5), Some(2000));
+        assert_eq!(s[2000].kind, Some(AnomalyKind::Spike));
+        assert!(
+            s[2000]
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("spike to 64.6"))
+        );
+        assert!(max_score(&s, 2010..3000) < 0.5, "one event, one alarm");
+    }
+
+    #[test]
+    fn dip_is_a_dip() {
+        let s = run(3000, |i| {
+            50.0 + noise(i) - if i == 2200 { 12.0 } else { 0.0 }
+        });
+        assert_eq!(first_alarm(&s, 500, 0.5), Some(2200));
+        assert_eq!(s[2200].kind, Some(AnomalyKind::Dip));
+    }
+
+    #[test]
+    fn level_shift_is_found_within_a_few_points() {
+        let s = run(3000, |i| {
+            20.0 + noise(i) + if i >= 1800 { 4.0 } else { 0.0 }
+        });
+        assert!(max_score(&s, 500..1800) < 0.5);
+        let at = first_alarm(&s, 500, 0.5).expect("found");
+        assert!((1800..1806).contains(&at), "at {at}");
+        let kind = s[at].kind;
+        assert!(
+            matches!(kind, Some(AnomalyKind::LevelShift | AnomalyKind::Spike)),
+            "{kind:?}"
+        );
+        assert!(
+            max_score(&s, 1830..3000) < 0.5,
+            "the new level becomes normal"
+        );
+    }
+
+    #[test]
+    fn broken_daily_pattern_is_a_seasonal_break() {
+        // Eight days of a daily wave, then one afternoon the wave stays flat.
+        let broken = 8 * 288 + 60..8 * 288 + 140;
+        let s = run(10 * 288, |i| {
+            let wave = if broken.contains(&i) { 0.0 } else { daily(i) };
+            100.0 + wave + 0.3 * noise(i)
+        });
+        assert!(max_score(&s, 3 * 288..broken.start as usize) < 0.5);
+        let at = first_alarm(&s, 3 * 288, 0.5).expect("found");
+        assert!(broken.contains(&(at as i64)), "at {at}");
+        assert_eq!(
+            s[at].kind,
+            Some(AnomalyKind::SeasonalBreak),
+            "{:?}",
+            s[at].reason
+        );
+        assert!(
+            s[at]
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("daily pattern broken"))
+        );
+    }
+
+    #[test]
+    fn trend_change_is_found() {
+        // Flat, then climbing at 0.05 per point (a leak). A gradual change earns less
+        // evidence than a jump, so it is judged at 0.45.
+        let s = run(3000, |i| {
+            30.0 + noise(i)
+                + if i >= 2000 {
+                    0.05 * (i - 2000) as f64
+                } else {
+                    0.0
+                }
+        });
+        let at = first_alarm(&s, 500, 0.45).expect("found");
+        assert!((2000..2100).contains(&at), "at {at}");
+    }
+
+    #[test]
+    fn higher_is_worse_ignores_falls() {
+        let mut d = StreamingDetector::new(DetectorConfig {
+            higher_is_worse: Some(true),
+            unit: None,
+        });
+        let s: Vec<PointScore> = (0..3000)
+            .map(|i| {
+                d.update(
+                    i * STEP,
+                    50.0 + noise(i) - if i == 2000 { 15.0 } else { 0.0 },
+                )
+            })
+            .collect();
+        assert!(s[2000].score < 0.5);
+    }
+
+    #[test]
+    fn no_panic_and_scores_in_range_on_odd_input() {
+        let mut d = StreamingDetector::default();
+        let odd = [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            0.0,
+            -0.0,
+            1e300,
+            -1e300,
+            f64::MIN_POSITIVE,
+            5.0,
+        ];
+        for i in 0..5000i64 {
+            // Repeated, backwards and huge timestamps too.
+            let ts = match i % 7 {
+                0 => i64::MAX - i,
+                1 => i64::MIN + i,
+                2 => 0,
+                _ => i * 1000,
+            };
+            let p = d.update(ts, odd[(i as usize) % odd.len()]);
+            assert!((0.0..=1.0).contains(&p.score), "{p:?}");
+        }
+        // A flat line never alarms.
+        let s = run(3000, |_| 7.0);
+        assert!(max_score(&s, 0..3000) == 0.0);
+    }
+
+    #[test]
+    fn state_is_bounded_and_survives_a_round_trip() {
+        let mut d = StreamingDetector::default();
+        for i in 0..20_000i64 {
+            d.update(i * STEP, daily(i) + noise(i));
+        }
+        let bytes = d.state_bytes();
+        assert!(bytes < 16 * 1024, "{bytes} bytes");
+        let json = serde_json::to_string(&d).unwrap();
+        let mut back: StreamingDetector = serde_json::from_str(&json).unwrap();
+        for i in 20_000..20_100i64 {
+            let v = daily(i) + noise(i);
+            // JSON keeps f64 to within an ulp or so; the verdicts must agree to that.
+            let (a, b) = (d.update(i * STEP, v).score, back.update(i * STEP, v).score);
+            assert!((a - b).abs() < 1e-9, "{a} vs {b}");
         }
     }
 }
