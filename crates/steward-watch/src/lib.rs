@@ -53,8 +53,9 @@ pub struct WatchOptions {
     pub limits: Limits,
     /// Pipeline settings.
     pub pipeline: PipelineConfig,
-    /// Play the built-in demo scenario into the service.
-    pub demo: bool,
+    /// Play the built-in demo scenario into the service, one simulated minute per
+    /// this much wall time.
+    pub demo: Option<std::time::Duration>,
 }
 
 impl WatchOptions {
@@ -68,7 +69,7 @@ impl WatchOptions {
             retention_days: config.watch.retention_days,
             limits: Limits::default(),
             pipeline: PipelineConfig::from_config(config),
-            demo: false,
+            demo: None,
         }
     }
 }
@@ -176,8 +177,8 @@ impl Service {
             options.retention_days,
             rx.clone(),
         )));
-        if options.demo {
-            background.push(tokio::spawn(demo::run(state.writer.clone(), rx)));
+        if let Some(step) = options.demo {
+            background.push(tokio::spawn(demo::run(state.writer.clone(), step, rx)));
         }
         Ok(Service {
             api_addr,

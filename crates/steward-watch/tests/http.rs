@@ -39,7 +39,7 @@ impl Harness {
                 flush_every: Duration::from_millis(100),
                 ..PipelineConfig::default()
             },
-            demo: false,
+            demo: None,
         };
         tweak(&mut options);
         let service = Service::start(options).await.unwrap();

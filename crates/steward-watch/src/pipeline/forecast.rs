@@ -10,6 +10,8 @@ use steward_core::{Sample, SeriesKey, TimestampMs};
 const WINDOW: usize = 120;
 /// Fewest points a forecast is made from.
 const MIN_POINTS: usize = 10;
+/// How many times the window's span a forecast may reach ahead and still warn.
+const EXTRAPOLATION: i64 = 3;
 
 /// A resource's forecast.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -149,7 +151,10 @@ impl Tracker {
             slope_per_hour,
             exhausted_at_ms,
             as_of_ms: ts,
-            warning: exhausted_at_ms.is_some_and(|at| at - ts <= horizon_ms),
+            // A line fitted to a short window says little about a week: warn only
+            // when the crossing is within the horizon and within a few window spans.
+            warning: exhausted_at_ms
+                .is_some_and(|at| at - ts <= horizon_ms.min(EXTRAPOLATION * (ts - t0).max(0))),
         })
     }
 }

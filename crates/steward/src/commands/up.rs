@@ -65,7 +65,7 @@ pub fn flags(args: &UpArgs) -> Vec<Override> {
 
 pub fn run(args: UpArgs, inv: &Invocation) -> anyhow::Result<Outcome> {
     let mut options = WatchOptions::from_config(&inv.config.config);
-    options.demo = args.demo;
+    options.demo = args.demo.then_some(std::time::Duration::from_millis(500));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("steward-up")
