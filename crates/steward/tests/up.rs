@@ -210,3 +210,88 @@ fn acknowledged_records_survive_kill_9() {
     );
     up.stop();
 }
+
+/// The Python interpreter of the venv `scripts/deps/20-watch.sh` makes.
+fn otel_python() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("STEWARD_OTEL_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/out/otel-venv/bin/python")
+        });
+    path.exists().then_some(path)
+}
+
+/// The official OpenTelemetry Python SDK (PyPI opentelemetry-sdk and
+/// opentelemetry-exporter-otlp-proto-http) sends logs and metrics, protobuf with gzip,
+/// to the OTLP port; they are read back through the API.
+#[test]
+fn opentelemetry_python_sdk_logs_and_metrics_arrive() {
+    let Some(python) = otel_python() else {
+        eprintln!("skipped: no OpenTelemetry venv (scripts/deps/20-watch.sh makes it)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/watch/otel_client.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(format!("http://{}", up.otlp))
+        .arg("marker-7f3a")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the SDK reported a failed export: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let found = get_json(
+        &up.api,
+        "/api/v1/logs?q=marker-7f3a&service=otel-python&limit=100",
+    );
+    let logs = found["logs"].as_array().unwrap();
+    assert_eq!(logs.len(), 22, "{found}");
+    let error = logs
+        .iter()
+        .find(|l| {
+            l["body"]
+                .as_str()
+                .unwrap()
+                .starts_with("payment gateway unreachable")
+        })
+        .unwrap();
+    assert_eq!(error["level"], "error");
+    assert!(logs.iter().any(|l| l["level"] == "warn"));
+
+    let series = get_json(&up.api, "/api/v1/series?service=otel-python");
+    let selectors: Vec<&str> = series["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["selector"].as_str().unwrap())
+        .collect();
+    for expected in [
+        r#"orders_shipped{region="eu",service="otel-python"}"#,
+        r#"checkout_duration_ms_count{region="eu",service="otel-python"}"#,
+        r#"checkout_duration_ms_sum{region="eu",service="otel-python"}"#,
+        r#"queue_depth{service="otel-python"}"#,
+    ] {
+        assert!(
+            selectors.contains(&expected),
+            "{expected} not in {selectors:?}"
+        );
+    }
+    let shipped = series["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["selector"]
+                .as_str()
+                .unwrap()
+                .starts_with("orders_shipped")
+        })
+        .unwrap();
+    assert_eq!(shipped["last_value"], 20.0);
+    up.stop();
+}
