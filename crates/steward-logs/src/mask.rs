@@ -119,22 +119,43 @@ fn is_boolean(token: &str) -> bool {
 /// with an optional unit, hex, or a date or time made of numbers and separators.
 fn is_whole_value(core: &str) -> bool {
     let b = core.as_bytes();
-    if core.contains("://") {
+    // One pass to learn which checks can apply: this runs for every token with a digit.
+    let (mut digit, mut slash, mut colon, mut dot, mut dash, mut other) =
+        (false, false, false, false, false, false);
+    for &c in b {
+        match c {
+            b'0'..=b'9' => digit = true,
+            b'/' => slash = true,
+            b':' => colon = true,
+            b'.' => dot = true,
+            b'-' => dash = true,
+            b',' | b'+' => {}
+            _ => other = true,
+        }
+    }
+    if digit && !other {
+        // Dates, times, versions, ranges, IPs: digits joined by separators only.
         return true;
     }
-    if is_path(core) {
+    if is_number_with_unit(b) || is_hex(b) {
         return true;
     }
-    if is_ip_like(core) || is_uuid(b) || is_mac(b) || is_host_port(b) || is_name_version(b) {
+    if colon && core.contains("://") {
         return true;
     }
-    if is_number_with_unit(b) || is_hex(b) || is_hostname(b) {
+    if slash && (is_path(core) || is_name_version(b)) {
         return true;
     }
-    // Dates, times, versions, ranges: digits joined by separators only.
-    b.iter().any(u8::is_ascii_digit)
-        && b.iter()
-            .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b':' | b'-' | b'/' | b',' | b'+'))
+    if (dot || colon) && is_ip_like(core) {
+        return true;
+    }
+    if dash && is_uuid(b) {
+        return true;
+    }
+    if colon && (is_mac(b) || is_host_port(b)) {
+        return true;
+    }
+    dot && is_hostname(b)
 }
 
 /// `cp-1.slowvm1.tcloud-pg0.utah.cloudlab.us`: three or more dotted labels ending in a
@@ -469,15 +490,26 @@ pub(crate) fn is_size_unit(token: &str) -> bool {
 /// English month and weekday abbreviations: parts of a timestamp when they stand next
 /// to numbers.
 pub(crate) fn is_date_word(token: &str) -> bool {
-    const WORDS: &[&str] = &[
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec", "mon",
-        "tue", "wed", "thu", "fri", "sat", "sun",
+    const WORDS: &[&[u8; 3]] = &[
+        b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov",
+        b"dec", b"mon", b"tue", b"wed", b"thu", b"fri", b"sat", b"sun",
     ];
+    let b = token.as_bytes();
+    // Cheap rejections first: this runs for every word next to a number.
+    if b.len() < 3 || b.len() > 10 || !b[0].is_ascii_alphabetic() {
+        return false;
+    }
     let t = token.trim_matches(|c: char| !c.is_ascii_alphabetic());
-    t.len() >= 3
-        && t.is_ascii()
-        && WORDS.iter().any(|w| t[..3].eq_ignore_ascii_case(w))
-        && (t.len() == 3 || is_full_date_word(t))
+    let tb = t.as_bytes();
+    if tb.len() < 3 || !t.is_ascii() {
+        return false;
+    }
+    let head = [
+        tb[0].to_ascii_lowercase(),
+        tb[1].to_ascii_lowercase(),
+        tb[2].to_ascii_lowercase(),
+    ];
+    WORDS.iter().any(|w| **w == head) && (tb.len() == 3 || is_full_date_word(t))
 }
 
 fn is_full_date_word(t: &str) -> bool {

@@ -252,6 +252,8 @@ pub struct TemplateMiner {
     pub(crate) evicted: u64,
     /// Words seen at one position of otherwise equal templates, by skeleton hash.
     variants: FxHashMap<u64, Vec<u32>>,
+    /// The interned `<*>`.
+    wildcard: u32,
     scratch: String,
 }
 
@@ -260,9 +262,12 @@ const EXACT_CACHE_MAX: usize = 1 << 20;
 impl TemplateMiner {
     /// A miner with no templates.
     pub fn new(config: MinerConfig) -> Self {
+        let mut interner = Interner::default();
+        let wildcard = interner.intern(WILDCARD);
         TemplateMiner {
             config,
-            interner: Interner::default(),
+            interner,
+            wildcard,
             templates: FxHashMap::default(),
             buckets: FxHashMap::default(),
             exact: FxHashMap::default(),
@@ -414,13 +419,13 @@ impl TemplateMiner {
                 && names_next(tokens[i - 1].raw);
             if named {
                 tokens[i].kind = VarKind::Weak;
-                tokens[i].tok = self.interner.intern(WILDCARD);
-                tokens[i].class = tokens[i].tok;
+                tokens[i].tok = self.wildcard;
+                tokens[i].class = self.wildcard;
             }
             previous_named = named;
         }
         // `12 KB`: a size unit after a number is part of the value.
-        let wildcard = self.interner.intern(WILDCARD);
+        let wildcard = self.wildcard;
         for i in 1..tokens.len() {
             if tokens[i].kind == VarKind::None
                 && tokens[i - 1].class == wildcard
@@ -439,13 +444,13 @@ impl TemplateMiner {
         // Two passes, so that `Sun Jul 24` masks `Sun` through `Jul`.
         for _ in 0..2 {
             for i in 0..tokens.len() {
-                if tokens[i].kind == VarKind::None && mask::is_date_word(tokens[i].raw) {
+                if tokens[i].kind == VarKind::None {
                     let near_number = (i > 0 && tokens[i - 1].kind == VarKind::Strong)
                         || tokens.get(i + 1).is_some_and(|t| t.kind == VarKind::Strong);
-                    if near_number {
+                    if near_number && mask::is_date_word(tokens[i].raw) {
                         tokens[i].kind = VarKind::Strong;
-                        tokens[i].tok = self.interner.intern(WILDCARD);
-                        tokens[i].class = tokens[i].tok;
+                        tokens[i].tok = wildcard;
+                        tokens[i].class = wildcard;
                     }
                 }
             }
@@ -825,6 +830,9 @@ fn names_next(previous: &str) -> bool {
         "queue",
         "topic",
     ];
+    if previous.len() < 2 || previous.len() > 10 {
+        return false;
+    }
     let word = previous.trim_end_matches([':', '=']);
     NAMING.iter().any(|n| word.eq_ignore_ascii_case(n))
 }
