@@ -65,6 +65,12 @@ pub struct Counters {
     pub anomalies: AtomicU64,
     /// Incidents opened.
     pub incidents_opened: AtomicU64,
+    /// Webhook deliveries that succeeded.
+    pub alerts_sent: AtomicU64,
+    /// Webhook deliveries that failed after their retries.
+    pub alerts_failed: AtomicU64,
+    /// Incident events not sent again because they were already sent.
+    pub alerts_deduplicated: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_ns: AtomicU64,
@@ -169,6 +175,19 @@ impl Counters {
             "counter",
             "Incidents opened.",
             &[(String::new(), get(&self.incidents_opened))],
+        );
+        metric(
+            "steward_alerts_total",
+            "counter",
+            "Webhook deliveries, by outcome.",
+            &[
+                ("{outcome=\"sent\"}".into(), get(&self.alerts_sent)),
+                ("{outcome=\"failed\"}".into(), get(&self.alerts_failed)),
+                (
+                    "{outcome=\"deduplicated\"}".into(),
+                    get(&self.alerts_deduplicated),
+                ),
+            ],
         );
         let _ = writeln!(
             out,

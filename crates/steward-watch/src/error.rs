@@ -37,6 +37,9 @@ pub enum WatchError {
     /// The `store` setting names no store steward has.
     #[error("unsupported store {0:?}: expected `embedded` or a postgres:// URL")]
     UnsupportedStore(String),
+    /// A webhook is not usable.
+    #[error(transparent)]
+    Alert(#[from] crate::alert::AlertError),
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),

@@ -11,6 +11,7 @@
 //! drains it in order (servers, then the writer, then the pipeline).
 #![deny(missing_docs)]
 
+pub mod alert;
 pub mod counters;
 pub mod demo;
 mod error;
@@ -53,6 +54,8 @@ pub struct WatchOptions {
     pub limits: Limits,
     /// Pipeline settings.
     pub pipeline: PipelineConfig,
+    /// Webhooks told about incidents.
+    pub webhooks: Vec<alert::Webhook>,
     /// Play the built-in demo scenario into the service, one simulated minute per
     /// this much wall time.
     pub demo: Option<std::time::Duration>,
@@ -69,6 +72,7 @@ impl WatchOptions {
             retention_days: config.watch.retention_days,
             limits: Limits::default(),
             pipeline: PipelineConfig::from_config(config),
+            webhooks: Vec::new(),
             demo: None,
         }
     }
@@ -134,16 +138,21 @@ impl Service {
     pub async fn start(options: WatchOptions) -> Result<Service, WatchError> {
         let api_addr = parse_addr("watch.listen", &options.listen)?;
         let otlp_addr = parse_addr("watch.otlp", &options.otlp)?;
+        for hook in &options.webhooks {
+            hook.validate()?;
+        }
         let store = open_store(&options)?;
         let counters = Arc::new(Counters::default());
         let shared = Arc::new(Shared::default());
+        let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+        let events = (!options.webhooks.is_empty()).then_some(events_tx);
 
         let (pipeline_tx, pipeline_thread) = pipeline::start(
             Arc::clone(&store),
             Arc::clone(&counters),
             Arc::clone(&shared),
             options.pipeline.clone(),
-            None,
+            events,
         )?;
         let (writer, writer_thread) =
             Writer::start(Arc::clone(&store), Some(pipeline_tx), Arc::clone(&counters))
@@ -177,6 +186,14 @@ impl Service {
             options.retention_days,
             rx.clone(),
         )));
+        if !options.webhooks.is_empty() {
+            background.push(tokio::spawn(alert::run(
+                options.webhooks.clone(),
+                events_rx,
+                Arc::clone(&state.counters),
+                rx.clone(),
+            )));
+        }
         if let Some(step) = options.demo {
             background.push(tokio::spawn(demo::run(state.writer.clone(), step, rx)));
         }

@@ -80,6 +80,7 @@ async fn dashboard_pages_render_the_incident_in_chromium() {
             flush_every: Duration::from_millis(100),
             ..PipelineConfig::default()
         },
+        webhooks: Vec::new(),
         demo: Some(Duration::from_millis(5)),
     })
     .await

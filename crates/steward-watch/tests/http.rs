@@ -39,6 +39,7 @@ impl Harness {
                 flush_every: Duration::from_millis(100),
                 ..PipelineConfig::default()
             },
+            webhooks: Vec::new(),
             demo: None,
         };
         tweak(&mut options);

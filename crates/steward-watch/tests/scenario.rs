@@ -6,8 +6,12 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use std::sync::{Arc, Mutex};
+
+use steward_watch::alert::{Webhook, WebhookFormat};
 use steward_watch::pipeline::PipelineConfig;
 use steward_watch::{Service, WatchOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn get(service: &Service, path: &str) -> Value {
     let state = service.state().unwrap().clone();
@@ -25,9 +29,62 @@ async fn get(service: &Service, path: &str) -> Value {
     serde_json::from_slice(&body).unwrap()
 }
 
+/// A webhook receiver: answers 503 to its first request (so the sender must retry),
+/// 200 after, and keeps every body.
+async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&bodies);
+    tokio::spawn(async move {
+        let mut first = true;
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut raw = Vec::new();
+            let mut buf = [0u8; 8192];
+            // Read the head, then as much body as Content-Length says.
+            loop {
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                raw.extend_from_slice(&buf[..n]);
+                if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&raw[..end]).to_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if raw.len() >= end + 4 + len {
+                        if first {
+                            first = false;
+                        } else {
+                            kept.lock().unwrap().push(
+                                serde_json::from_slice(&raw[end + 4..end + 4 + len]).unwrap(),
+                            );
+                        }
+                        break;
+                    }
+                }
+            }
+            let answer: &[u8] = if kept.lock().unwrap().is_empty() {
+                b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n"
+            } else {
+                b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+            };
+            let _ = stream.write_all(answer).await;
+        }
+    });
+    (format!("http://{addr}/hooks/steward"), bodies)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_scenario_opens_the_slow_database_incident() {
     let dir = tempfile::tempdir().unwrap();
+    let (hook, received) = receiver().await;
     let service = Service::start(WatchOptions {
         listen: "127.0.0.1:0".into(),
         otlp: "127.0.0.1:0".into(),
@@ -39,6 +96,10 @@ async fn demo_scenario_opens_the_slow_database_incident() {
             flush_every: Duration::from_millis(100),
             ..PipelineConfig::default()
         },
+        webhooks: vec![Webhook {
+            url: hook,
+            format: WebhookFormat::Json,
+        }],
         demo: Some(Duration::from_millis(5)),
     })
     .await
@@ -102,5 +163,41 @@ async fn demo_scenario_opens_the_slow_database_incident() {
     assert_eq!(disk["series"]["name"], "disk_usage_ratio", "{forecasts}");
     assert_eq!(disk["warning"], true, "{forecasts}");
     eprintln!("{}", summary.join("\n"));
+
+    // The webhook heard about the database incident once per change, after a retry.
+    let db_id = db["id"].as_u64().unwrap();
+    for _ in 0..100 {
+        if received
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|b| b["incident"]["id"] == db_id)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let bodies = received.lock().unwrap().clone();
+    let opened: Vec<&Value> = bodies
+        .iter()
+        .filter(|b| b["incident"]["id"] == db_id && b["event"] == "opened")
+        .collect();
+    assert_eq!(opened.len(), 1, "{bodies:#?}");
+    let keys: std::collections::HashSet<String> = bodies
+        .iter()
+        .map(|b| {
+            format!(
+                "{} {} {}",
+                b["incident"]["id"],
+                b["event"],
+                b["incident"]["members"].as_array().unwrap().len()
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys.len(),
+        bodies.len(),
+        "a duplicate event was sent: {bodies:#?}"
+    );
     service.stop().await.unwrap();
 }

@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::json;
 use steward_core::config::Override;
+use steward_watch::alert::{Webhook, WebhookFormat};
 use steward_watch::{Service, WatchOptions};
 
 use super::Invocation;
@@ -36,6 +37,14 @@ pub struct UpArgs {
     /// `embedded`, or a postgres:// URL (config watch.store).
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+    /// POST incident events (opened, grew, resolved) as JSON to this http:// URL
+    /// (repeatable).
+    #[arg(long, value_name = "URL")]
+    pub webhook: Vec<String>,
+    /// POST incident events in Slack's incoming-webhook shape to this http:// URL
+    /// (repeatable).
+    #[arg(long, value_name = "URL")]
+    pub slack_webhook: Vec<String>,
     /// Play a built-in microservice scenario with an injected incident.
     #[arg(long)]
     pub demo: bool,
@@ -65,6 +74,20 @@ pub fn flags(args: &UpArgs) -> Vec<Override> {
 
 pub fn run(args: UpArgs, inv: &Invocation) -> anyhow::Result<Outcome> {
     let mut options = WatchOptions::from_config(&inv.config.config);
+    options.webhooks = args
+        .webhook
+        .iter()
+        .map(|url| (url, WebhookFormat::Json))
+        .chain(
+            args.slack_webhook
+                .iter()
+                .map(|url| (url, WebhookFormat::Slack)),
+        )
+        .map(|(url, format)| Webhook {
+            url: url.clone(),
+            format,
+        })
+        .collect();
     options.demo = args.demo.then_some(std::time::Duration::from_millis(500));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
