@@ -13,7 +13,8 @@ warmup="${WARMUP:-10}"
 connections="${CONNECTIONS:-8}"
 batch="${BATCH:-1000}"
 
-cargo build --release -q -p steward -p steward-watch --example otlp_load
+cargo build --release -q -p steward --bin steward
+cargo build --release -q -p steward-watch --example otlp_load
 
 out=bench/out/watch
 mkdir -p "$out"

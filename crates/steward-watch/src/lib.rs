@@ -54,6 +54,12 @@ pub struct WatchOptions {
     pub limits: Limits,
     /// Pipeline settings.
     pub pipeline: PipelineConfig,
+    /// Prometheus targets scraped (`http://HOST:PORT/metrics`).
+    pub scrape: Vec<String>,
+    /// How often targets are scraped.
+    pub scrape_interval: std::time::Duration,
+    /// Log files followed.
+    pub tail: Vec<PathBuf>,
     /// Webhooks told about incidents.
     pub webhooks: Vec<alert::Webhook>,
     /// Play the built-in demo scenario into the service, one simulated minute per
@@ -72,6 +78,9 @@ impl WatchOptions {
             retention_days: config.watch.retention_days,
             limits: Limits::default(),
             pipeline: PipelineConfig::from_config(config),
+            scrape: Vec::new(),
+            scrape_interval: std::time::Duration::from_secs(15),
+            tail: Vec::new(),
             webhooks: Vec::new(),
             demo: None,
         }
@@ -191,6 +200,23 @@ impl Service {
                 options.webhooks.clone(),
                 events_rx,
                 Arc::clone(&state.counters),
+                rx.clone(),
+            )));
+        }
+        if !options.scrape.is_empty() {
+            background.push(tokio::spawn(ingest::scrape::run(
+                options.scrape.clone(),
+                options.scrape_interval,
+                options.limits,
+                state.writer.clone(),
+                rx.clone(),
+            )));
+        }
+        if !options.tail.is_empty() {
+            background.push(tokio::spawn(ingest::tail::run(
+                options.tail.clone(),
+                std::time::Duration::from_millis(500),
+                state.writer.clone(),
                 rx.clone(),
             )));
         }

@@ -80,6 +80,9 @@ async fn dashboard_pages_render_the_incident_in_chromium() {
             flush_every: Duration::from_millis(100),
             ..PipelineConfig::default()
         },
+        scrape: Vec::new(),
+        scrape_interval: Duration::from_secs(15),
+        tail: Vec::new(),
         webhooks: Vec::new(),
         demo: Some(Duration::from_millis(5)),
     })

@@ -39,6 +39,9 @@ impl Harness {
                 flush_every: Duration::from_millis(100),
                 ..PipelineConfig::default()
             },
+            scrape: Vec::new(),
+            scrape_interval: Duration::from_secs(15),
+            tail: Vec::new(),
             webhooks: Vec::new(),
             demo: None,
         };
@@ -505,5 +508,68 @@ async fn a_new_error_template_opens_an_incident() {
     let top = &templates["templates"][0];
     assert_eq!(top["count"], 50);
     assert!(top["text"].as_str().unwrap().contains("<*>"), "{top}");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn scraped_targets_and_tailed_files_come_in() {
+    // A target serving one page of the text format.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = format!("http://{}/metrics", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let page = "# TYPE jobs_queued gauge\njobs_queued{queue=\"mail\"} 42\n";
+            let _ = s
+                .write_all(
+                    format!("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n{page}").as_bytes(),
+                )
+                .await;
+        }
+    });
+    let logs = tempfile::tempdir().unwrap();
+    let file = logs.path().join("worker.log");
+    std::fs::write(&file, "before start\n").unwrap();
+    let h = Harness::with(|o| {
+        o.scrape = vec![target];
+        o.scrape_interval = Duration::from_millis(200);
+        o.tail = vec![file.clone()];
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap();
+    writeln!(f, "2024-05-01 12:00:00 WARN queue mail is backing up").unwrap();
+    drop(f);
+
+    let series = h
+        .eventually("/api/v1/series?name=jobs_queued", |v| {
+            v["series"].as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
+    assert_eq!(series["series"][0]["last_value"], 42.0);
+    assert!(
+        series["series"][0]["key"]["labels"]["instance"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    let (_, up) = h.get("/api/v1/series?name=up").await;
+    assert_eq!(up["series"][0]["last_value"], 1.0);
+    let found = h
+        .eventually("/api/v1/logs?service=worker", |v| {
+            v["logs"].as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
+    let logs_found = found["logs"].as_array().unwrap();
+    assert_eq!(logs_found.len(), 1, "{found}");
+    assert_eq!(logs_found[0]["level"], "warn");
     h.stop().await;
 }

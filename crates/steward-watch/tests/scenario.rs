@@ -96,6 +96,9 @@ async fn demo_scenario_opens_the_slow_database_incident() {
             flush_every: Duration::from_millis(100),
             ..PipelineConfig::default()
         },
+        scrape: Vec::new(),
+        scrape_interval: Duration::from_secs(15),
+        tail: Vec::new(),
         webhooks: vec![Webhook {
             url: hook,
             format: WebhookFormat::Json,

@@ -9,6 +9,8 @@
 pub mod jsonl;
 pub mod otlp;
 pub mod remote_write;
+pub mod scrape;
+pub mod tail;
 
 use std::io::Read;
 

@@ -37,6 +37,14 @@ pub struct UpArgs {
     /// `embedded`, or a postgres:// URL (config watch.store).
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+    /// Scrape this Prometheus target (http://HOST:PORT/metrics) every 15 s
+    /// (repeatable).
+    #[arg(long, value_name = "URL")]
+    pub scrape: Vec<String>,
+    /// Follow this log file, across rotation (repeatable); the service is the file's
+    /// name without its extension.
+    #[arg(long, value_name = "PATH")]
+    pub tail: Vec<PathBuf>,
     /// POST incident events (opened, grew, resolved) as JSON to this http:// URL
     /// (repeatable).
     #[arg(long, value_name = "URL")]
@@ -74,6 +82,8 @@ pub fn flags(args: &UpArgs) -> Vec<Override> {
 
 pub fn run(args: UpArgs, inv: &Invocation) -> anyhow::Result<Outcome> {
     let mut options = WatchOptions::from_config(&inv.config.config);
+    options.scrape.clone_from(&args.scrape);
+    options.tail.clone_from(&args.tail);
     options.webhooks = args
         .webhook
         .iter()
