@@ -41,9 +41,12 @@ if ((${#need_install[@]})); then
     done
 fi
 
-echo "building the load generator" >&2
-cargo build --quiet --release -p metrics-loadgen --manifest-path "$ROOT/Cargo.toml"
 LOADGEN="$ROOT/target/release/metrics-loadgen"
+# Build only when needed: in a shared checkout cargo may wait long on others' builds.
+if [[ ! -x "$LOADGEN" || -n "$(find "$ROOT/bench/metrics/loadgen" -newer "$LOADGEN" -type f)" ]]; then
+    echo "building the load generator" >&2
+    cargo build --quiet --release -p metrics-loadgen --manifest-path "$ROOT/Cargo.toml"
+fi
 
 free_port() {
     local p
@@ -142,10 +145,15 @@ EOF
     local server_cpu loadgen_cpu
     server_cpu="$(awk -v a="$cpu_before" -v b="$cpu_after" -v t="$ticks" 'BEGIN {printf "%.1f", (b - a) / t}')"
     loadgen_cpu="$(awk '{printf "%.1f", $1 + $2}' "$OUT/$name.loadgen-time")"
+    # Samples per CPU-second the server used (warm-up included): on a machine shared
+    # with other work, this is the figure that the others' load disturbs least.
+    local total per_cpu
+    total="$(sed -n 's/.*"total_samples":\([0-9]*\).*/\1/p' "$OUT/$name.loadgen.json")"
+    per_cpu="$(awk -v n="${total:-0}" -v c="$server_cpu" 'BEGIN {if (c > 0) printf "%.0f", n / c; else print 0}')"
     local line
-    line="$(sed -e 's/}$//' "$OUT/$name.loadgen.json"),\"target\":\"$name\",\"pinned_core\":\"${PIN}\",\"rss_end_kib\":$rss,\"rss_peak_kib\":$hwm,\"server_cpu_s\":$server_cpu,\"loadgen_cpu_s\":$loadgen_cpu,\"load_average_before\":\"$load_before\",\"nproc\":$(nproc)}"
+    line="$(sed -e 's/}$//' "$OUT/$name.loadgen.json"),\"target\":\"$name\",\"pinned_core\":\"${PIN}\",\"rss_end_kib\":$rss,\"rss_peak_kib\":$hwm,\"server_cpu_s\":$server_cpu,\"samples_per_server_cpu_s\":$per_cpu,\"loadgen_cpu_s\":$loadgen_cpu,\"load_average_before\":\"$load_before\",\"nproc\":$(nproc)}"
     echo "$line" | tee "$OUT/$name.json"
-    echo "   RSS at end $((rss / 1024)) MiB, peak $((hwm / 1024)) MiB; server CPU ${server_cpu} s, load generator CPU ${loadgen_cpu} s over the whole run" >&2
+    echo "   RSS at end $((rss / 1024)) MiB, peak $((hwm / 1024)) MiB; server CPU ${server_cpu} s (${per_cpu} samples per CPU-second), load generator CPU ${loadgen_cpu} s over the whole run" >&2
     cleanup
 }
 
