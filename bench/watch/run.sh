@@ -13,8 +13,10 @@ warmup="${WARMUP:-10}"
 connections="${CONNECTIONS:-8}"
 batch="${BATCH:-1000}"
 
-cargo build --release -q -p steward --bin steward
-cargo build --release -q -p steward-watch --example otlp_load
+if [ -z "${SKIP_BUILD:-}" ]; then
+    cargo build --release -q -p steward --bin steward
+    cargo build --release -q -p steward-watch --example otlp_load
+fi
 
 out=bench/out/watch
 mkdir -p "$out"

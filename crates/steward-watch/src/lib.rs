@@ -126,9 +126,12 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, WatchError> {
         })
 }
 
-/// Opens the store named by the options.
+/// Opens the store named by the options. Blocking: call it off the async threads.
 pub fn open_store(options: &WatchOptions) -> Result<Arc<dyn Store>, WatchError> {
     match options.store.as_str() {
+        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(store::postgres::PostgresStore::open(url)?))
+        }
         "" | "embedded" | "sqlite" => {
             std::fs::create_dir_all(&options.data_dir).map_err(|source| WatchError::DataDir {
                 path: options.data_dir.clone(),
@@ -150,19 +153,31 @@ impl Service {
         for hook in &options.webhooks {
             hook.validate()?;
         }
-        let store = open_store(&options)?;
+        let store = {
+            let options = options.clone();
+            tokio::task::spawn_blocking(move || open_store(&options))
+                .await
+                .map_err(|e| WatchError::Thread(std::io::Error::other(e.to_string())))??
+        };
         let counters = Arc::new(Counters::default());
         let shared = Arc::new(Shared::default());
         let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
         let events = (!options.webhooks.is_empty()).then_some(events_tx);
 
-        let (pipeline_tx, pipeline_thread) = pipeline::start(
-            Arc::clone(&store),
-            Arc::clone(&counters),
-            Arc::clone(&shared),
-            options.pipeline.clone(),
-            events,
-        )?;
+        // Starting the pipeline reads the store: off the async threads.
+        let (pipeline_tx, pipeline_thread) = {
+            let (store, counters, shared) = (
+                Arc::clone(&store),
+                Arc::clone(&counters),
+                Arc::clone(&shared),
+            );
+            let config = options.pipeline.clone();
+            tokio::task::spawn_blocking(move || {
+                pipeline::start(store, counters, shared, config, events)
+            })
+            .await
+            .map_err(|e| WatchError::Thread(std::io::Error::other(e.to_string())))??
+        };
         let (writer, writer_thread) =
             Writer::start(Arc::clone(&store), Some(pipeline_tx), Arc::clone(&counters))
                 .map_err(WatchError::Thread)?;
@@ -252,13 +267,23 @@ impl Service {
             let _ = task.await;
         }
         // The last writer handle goes with the state: the writer thread then drains
-        // and ends, which ends the pipeline thread.
-        self.state = None;
+        // and ends, which ends the pipeline thread. The state (and with it the store,
+        // whose PostgreSQL client must not be dropped on an async thread) is dropped
+        // on a blocking thread after them.
+        let state = self.state.take();
         let threads = std::mem::take(&mut self.threads);
         let _ = tokio::task::spawn_blocking(move || {
+            let writer = state.as_ref().map(|s| s.writer.clone());
+            drop(writer);
+            let store = state.map(|s| {
+                let store = Arc::clone(&s.store);
+                drop(s);
+                store
+            });
             for t in threads {
                 let _ = t.join();
             }
+            drop(store);
         })
         .await;
         Ok(())

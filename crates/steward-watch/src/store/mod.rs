@@ -9,6 +9,7 @@
 //! **Architecture Invariant:** series keys are interned to [`SeriesId`]s once
 //! ([`Store::intern`]); points travel and are stored by id.
 
+pub mod postgres;
 pub mod sqlite;
 pub mod writer;
 
@@ -24,6 +25,9 @@ pub enum StoreError {
     /// The embedded database reported an error.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL reported an error.
+    #[error("postgres: {0}")]
+    Postgres(#[from] ::postgres::Error),
     /// A stored value could not be (de)serialised.
     #[error("stored value: {0}")]
     Json(#[from] serde_json::Error),

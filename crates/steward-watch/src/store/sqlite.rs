@@ -646,7 +646,7 @@ fn template_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TemplateResult> {
 
 /// Keeps at most `max` points, evenly spaced in time: the last point of each of `max`
 /// equal time buckets, so spikes at the end of a bucket survive.
-fn thin(points: Vec<Point>, max: usize) -> Vec<Point> {
+pub(crate) fn thin(points: Vec<Point>, max: usize) -> Vec<Point> {
     if points.len() <= max {
         return points;
     }
