@@ -1,6 +1,8 @@
 //! The streaming detector's speed on a long series, and its memory per series.
 //!
 //! `cargo bench -p steward-detect --bench detector`
+// The memory figure is a report for people, printed beside criterion's own output.
+#![allow(clippy::print_stderr)]
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use steward_detect::{DetectorConfig, StreamingDetector};
