@@ -245,26 +245,25 @@ impl SeriesInterner {
         None
     }
 
+    /// Compares stored labels with the input as bytes: no UTF-8 check on this path.
     fn equals<'a>(&self, e: Entry, mut pairs: impl Iterator<Item = (&'a str, &'a str)>) -> bool {
-        let Some(stored) = self.labels_of(e) else {
+        let Some(mut stored) = usize::try_from(e.start)
+            .ok()
+            .and_then(|s| self.arena.get(s..s.checked_add(e.len as usize)?))
+        else {
             return false;
         };
-        let mut stored = stored;
-        loop {
-            match (stored.next(), pairs.next()) {
-                (None, None) => return true,
-                (Some(a), Some(b)) if a == b => {}
-                _ => return false,
+        for _ in 0..e.pairs {
+            let Some((name, value)) = pairs.next() else {
+                return false;
+            };
+            if take_bytes(&mut stored) != Some(name.as_bytes())
+                || take_bytes(&mut stored) != Some(value.as_bytes())
+            {
+                return false;
             }
         }
-    }
-
-    fn labels_of(&self, e: Entry) -> Option<Labels<'_>> {
-        let start = usize::try_from(e.start).ok()?;
-        Some(Labels {
-            bytes: self.arena.get(start..start.checked_add(e.len as usize)?)?,
-            left: e.pairs,
-        })
+        pairs.next().is_none()
     }
 
     fn define<'a>(
@@ -325,12 +324,16 @@ impl<'a> Iterator for Labels<'a> {
     }
 }
 
-fn take_str<'a>(bytes: &mut &'a [u8]) -> Option<&'a str> {
+fn take_bytes<'a>(bytes: &mut &'a [u8]) -> Option<&'a [u8]> {
     let len = usize::try_from(take_uvarint(bytes)?).ok()?;
     let s = bytes.get(..len)?;
     *bytes = bytes.get(len..)?;
+    Some(s)
+}
+
+fn take_str<'a>(bytes: &mut &'a [u8]) -> Option<&'a str> {
     // The arena only ever holds text that came in as &str.
-    std::str::from_utf8(s).ok()
+    std::str::from_utf8(take_bytes(bytes)?).ok()
 }
 
 pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
