@@ -219,10 +219,17 @@ impl Interner {
 #[derive(Debug, Clone, Copy)]
 struct LineToken<'a> {
     raw: &'a str,
+    /// The interned token, or [`UNRESOLVED`] until the slow path interns it.
     tok: u32,
+    /// The interned class, or [`UNRESOLVED`].
     class: u32,
     kind: VarKind,
+    /// Where the masked text is in the miner's `masked` buffer.
+    masked: (u32, u32),
 }
+
+/// A token id not interned yet: the fast path compares text and interns nothing.
+const UNRESOLVED: u32 = u32::MAX - 1;
 
 impl Slot {
     /// Whether the slot takes this token as it is.
@@ -254,6 +261,10 @@ pub struct TemplateMiner {
     variants: FxHashMap<u64, Vec<u32>>,
     /// The interned `<*>`.
     wildcard: u32,
+    /// The token buffer, kept between lines for its allocation (always empty).
+    buffer: Vec<LineToken<'static>>,
+    /// The masked text of the current line's tokens, end to end.
+    masked: String,
     scratch: String,
 }
 
@@ -268,6 +279,8 @@ impl TemplateMiner {
             config,
             interner,
             wildcard,
+            buffer: Vec::new(),
+            masked: String::new(),
             templates: FxHashMap::default(),
             buckets: FxHashMap::default(),
             exact: FxHashMap::default(),
@@ -296,34 +309,66 @@ impl TemplateMiner {
     /// template and parameters.
     pub fn add(&mut self, content: &str) -> Match {
         self.clock += 1;
-        let tokens = self.tokenize(content);
-        let signature = signature(&tokens);
+        // The token buffer's allocation is reused from line to line (it is empty
+        // between lines, so moving it across lifetimes moves no token).
+        let buffer: Vec<LineToken<'_>> = std::mem::take(&mut self.buffer)
+            .into_iter()
+            .filter_map(|_| None)
+            .collect();
+        self.masked.clear();
+        let mut tokens = self.tokenize(content, buffer);
+        let m = self.add_tokens(content, &mut tokens);
+        tokens.clear();
+        self.buffer = tokens.into_iter().filter_map(|_| None).collect();
+        m
+    }
+
+    fn add_tokens(&mut self, content: &str, tokens: &mut [LineToken<'_>]) -> Match {
+        let signature = self.signature(tokens);
         if let Some(&id) = self.exact.get(&signature) {
             if let Some(state) = self.templates.get(&id) {
-                if fits(&state.slots, &tokens) && !weak_differs(&state.slots, &tokens) {
-                    return self.take(id, &tokens, content, None);
+                if self.fits_text(&state.slots, tokens) && !weak_differs(&state.slots, tokens) {
+                    return self.take(id, tokens, content, None);
                 }
             }
         }
-        let bucket = bucket_of(&tokens);
-        let best = self.best_candidate(bucket, &tokens);
+        // The slow path works on interned ids.
+        for t in tokens.iter_mut() {
+            if t.class == UNRESOLVED {
+                let text = &self.masked[t.masked.0 as usize..t.masked.1 as usize];
+                t.class = self.interner.intern(text);
+            }
+            if t.tok == UNRESOLVED {
+                // A weak variable (`ee0`, `tty=NODEVssh`) groups by its exact text
+                // until enough different values are seen at its position.
+                t.tok = if t.kind == VarKind::Weak {
+                    self.interner.intern(t.raw)
+                } else {
+                    let text = &self.masked[t.masked.0 as usize..t.masked.1 as usize];
+                    self.interner.intern(text)
+                };
+            }
+        }
+        let tokens: &[LineToken<'_>] = tokens;
+        let bucket = bucket_of(tokens);
+        let best = self.best_candidate(bucket, tokens);
         let id = match best {
             Some(id) => {
-                let previous = self.generalise(id, &tokens);
+                let previous = self.generalise(id, tokens);
                 if previous.is_some() {
                     self.merge_into(id);
                 }
-                let m = self.take(id, &tokens, content, previous);
+                let m = self.take(id, tokens, content, previous);
                 self.cache(signature, id);
                 return m;
             }
-            None => self.create(bucket, &tokens, content),
+            None => self.create(bucket, tokens, content),
         };
         self.cache(signature, id);
         self.evict_if_full(id);
         Match {
             template_id: TemplateId(id),
-            params: params_of(self.templates.get(&id).map(|s| &s.slots[..]), &tokens),
+            params: params_of(self.templates.get(&id).map(|s| &s.slots[..]), tokens),
             kind: MatchKind::New,
         }
     }
@@ -379,9 +424,12 @@ impl TemplateMiner {
         id
     }
 
-    fn tokenize<'a>(&mut self, content: &'a str) -> Vec<LineToken<'a>> {
+    fn tokenize<'a>(
+        &mut self,
+        content: &'a str,
+        mut tokens: Vec<LineToken<'a>>,
+    ) -> Vec<LineToken<'a>> {
         let max = self.config.max_tokens.max(1);
-        let mut tokens: Vec<LineToken<'a>> = Vec::with_capacity(16);
         let base = content.as_ptr() as usize;
         for raw in content.split_ascii_whitespace() {
             let raw = if tokens.len() + 1 == max {
@@ -392,19 +440,15 @@ impl TemplateMiner {
                 raw
             };
             let kind = mask::mask_token(raw, &mut self.scratch);
-            // A weak variable (`ee0`, `tty=NODEVssh`) groups by its exact text until
-            // enough different values are seen at its position (`word_varies`).
-            let class = self.interner.intern(&self.scratch);
-            let tok = if kind == VarKind::Weak {
-                self.interner.intern(raw)
-            } else {
-                class
-            };
+            let start = u32::try_from(self.masked.len()).unwrap_or(u32::MAX);
+            self.masked.push_str(&self.scratch);
+            let end = u32::try_from(self.masked.len()).unwrap_or(u32::MAX);
             tokens.push(LineToken {
                 raw,
-                tok,
-                class,
+                tok: UNRESOLVED,
+                class: UNRESOLVED,
                 kind,
+                masked: (start, end),
             });
             if tokens.len() == max {
                 break;
@@ -428,7 +472,7 @@ impl TemplateMiner {
         let wildcard = self.wildcard;
         for i in 1..tokens.len() {
             if tokens[i].kind == VarKind::None
-                && tokens[i - 1].class == wildcard
+                && self.class_text(&tokens[i - 1]) == WILDCARD
                 && mask::is_size_unit(tokens[i].raw)
             {
                 // The unit stays as written while it does not vary (`<*> MB`), and
@@ -456,6 +500,56 @@ impl TemplateMiner {
             }
         }
         tokens
+    }
+
+    /// The text a token's id stands for (its exact text for a weak variable).
+    fn tok_text<'t>(&'t self, t: &'t LineToken<'_>) -> &'t str {
+        if t.tok != UNRESOLVED {
+            self.interner.get(t.tok)
+        } else if t.kind == VarKind::Weak {
+            t.raw
+        } else {
+            &self.masked[t.masked.0 as usize..t.masked.1 as usize]
+        }
+    }
+
+    /// The text of a token's class.
+    fn class_text<'t>(&'t self, t: &'t LineToken<'_>) -> &'t str {
+        if t.class != UNRESOLVED {
+            self.interner.get(t.class)
+        } else {
+            &self.masked[t.masked.0 as usize..t.masked.1 as usize]
+        }
+    }
+
+    /// A hash of the line's token texts: the key of the exact-signature cache.
+    fn signature(&self, tokens: &[LineToken<'_>]) -> u64 {
+        use std::hash::Hasher;
+        let mut h = crate::fxhash::FxHasher::default();
+        h.write_usize(tokens.len());
+        for t in tokens {
+            h.write(self.tok_text(t).as_bytes());
+            h.write_u8(0xff);
+        }
+        h.finish()
+    }
+
+    /// Whether a template takes the line as it is, comparing text (no interning).
+    fn fits_text(&self, slots: &[Slot], tokens: &[LineToken<'_>]) -> bool {
+        slots.len() == tokens.len()
+            && slots.iter().zip(tokens).all(|(s, t)| {
+                if s.tok == WILD {
+                    return true;
+                }
+                let slot_text = self.interner.get(s.tok);
+                slot_text == self.tok_text(t)
+                    || slot_text == self.class_text(t)
+                    || s.shape.as_ref().is_some_and(|(p, q)| {
+                        t.raw.len() >= p.len() + q.len()
+                            && t.raw.starts_with(&**p)
+                            && t.raw.ends_with(&**q)
+                    })
+            })
     }
 
     fn best_candidate(&mut self, bucket: (u32, u32), tokens: &[LineToken<'_>]) -> Option<u64> {
@@ -843,20 +937,6 @@ fn bucket_of(tokens: &[LineToken<'_>]) -> (u32, u32) {
         _ => WILD,
     };
     (u32::try_from(tokens.len()).unwrap_or(u32::MAX), first)
-}
-
-fn signature(tokens: &[LineToken<'_>]) -> u64 {
-    use std::hash::Hasher;
-    let mut h = crate::fxhash::FxHasher::default();
-    h.write_usize(tokens.len());
-    for t in tokens {
-        h.write_u32(t.tok);
-    }
-    h.finish()
-}
-
-fn fits(slots: &[Slot], tokens: &[LineToken<'_>]) -> bool {
-    slots.len() == tokens.len() && slots.iter().zip(tokens).all(|(s, t)| s.accepts(t))
 }
 
 fn weak_differs(slots: &[Slot], tokens: &[LineToken<'_>]) -> bool {
