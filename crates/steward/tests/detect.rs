@@ -1,5 +1,7 @@
 //! `steward detect` and `steward forecast` against the built binary: generated series
 //! with known anomalies and crossings, bad input, and NAB on the shared data.
+// A test binary: its helpers panic on failure by design, like the tests themselves.
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 
