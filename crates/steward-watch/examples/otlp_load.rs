@@ -132,6 +132,16 @@ fn rss_kib(pid: &str) -> Option<u64> {
         .ok()
 }
 
+/// CPU seconds (user + system) a process has used, from /proc/PID/stat.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 /// Sends one request on a keep-alive connection; returns the status.
 async fn send(
     stream: &mut TcpStream,
@@ -256,6 +266,7 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(warmup)).await;
     measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
+    let cpu_before = cpu_seconds(&pid);
     let mut rss = Vec::new();
     let mut per_second = Vec::new();
     let mut last = 0;
@@ -270,6 +281,9 @@ async fn main() {
     }
     measuring.store(false, Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(&pid)
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         let _ = t.await;
@@ -294,6 +308,9 @@ async fn main() {
         "slowest_second": per_second.iter().min(),
         "fastest_second": per_second.iter().max(),
         "failed_requests": failed.load(Ordering::Relaxed),
+        "server_cpu_seconds": cpu,
+        "server_cpu_cores_used": cpu.map(|c| c / elapsed),
+        "server_cpu_us_per_record": cpu.map(|c| c * 1e6 / total.max(1) as f64),
         "latency_ms": { "p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0) },
         "rss_mib": {
             "first_third_max": rss[..third].iter().max().map(|k| k / 1024),

@@ -159,29 +159,46 @@ pub fn logs_from_proto(request: proto::ExportLogsServiceRequest) -> Decoded<LogR
         let service = service_of(resource_logs.resource.as_ref());
         for scope_logs in resource_logs.scope_logs {
             for record in scope_logs.log_records {
-                let body = match &record.body {
-                    Some(body) if body.value.is_some() => any_to_string(body),
-                    _ if !record.event_name.is_empty() => record.event_name.clone(),
-                    _ => {
+                let proto::LogRecord {
+                    time_unix_nano,
+                    observed_time_unix_nano,
+                    severity_number,
+                    severity_text,
+                    body,
+                    attributes: kvs,
+                    trace_id,
+                    span_id,
+                    event_name,
+                } = record;
+                // Strings are moved out of the decoded message, not copied.
+                let body = match body.and_then(|b| b.value) {
+                    Some(proto::any_value::Value::StringValue(s)) => s,
+                    Some(other) => any_to_string(&proto::AnyValue { value: Some(other) }),
+                    None if !event_name.is_empty() => event_name,
+                    None => {
                         out.reject(|| "log record has no body".to_string());
                         continue;
                     }
                 };
-                let level = LogLevel::from_otlp_severity(record.severity_number)
-                    .or_else(|| record.severity_text.parse().ok());
+                let level = LogLevel::from_otlp_severity(severity_number)
+                    .or_else(|| severity_text.parse().ok());
                 let mut attributes = BTreeMap::new();
-                for kv in &record.attributes {
-                    let value = kv.value.as_ref().map(any_to_string).unwrap_or_default();
-                    attributes.insert(kv.key.clone(), value);
+                for kv in kvs {
+                    let value = match kv.value.and_then(|v| v.value) {
+                        Some(proto::any_value::Value::StringValue(s)) => s,
+                        Some(other) => any_to_string(&proto::AnyValue { value: Some(other) }),
+                        None => String::new(),
+                    };
+                    attributes.insert(kv.key, value);
                 }
-                if !record.trace_id.is_empty() {
-                    attributes.insert("trace_id".into(), hex(&record.trace_id));
+                if !trace_id.is_empty() {
+                    attributes.insert("trace_id".into(), hex(&trace_id));
                 }
-                if !record.span_id.is_empty() {
-                    attributes.insert("span_id".into(), hex(&record.span_id));
+                if !span_id.is_empty() {
+                    attributes.insert("span_id".into(), hex(&span_id));
                 }
-                let timestamp_ms = nanos_to_ms(record.time_unix_nano)
-                    .or_else(|| nanos_to_ms(record.observed_time_unix_nano))
+                let timestamp_ms = nanos_to_ms(time_unix_nano)
+                    .or_else(|| nanos_to_ms(observed_time_unix_nano))
                     .unwrap_or(now);
                 out.items.push(LogRecord {
                     timestamp_ms: Some(timestamp_ms),

@@ -75,6 +75,7 @@ pub struct TemplateBook {
     miner: Box<dyn Miner>,
     by_miner: HashMap<u64, u64>,
     rows: HashMap<u64, TemplateRow>,
+    levels: HashMap<u64, LogLevel>,
     dirty: HashSet<u64>,
     next_id: u64,
 }
@@ -101,10 +102,15 @@ impl TemplateBook {
             next_id = next_id.max(row.id + 1);
             rows.insert(row.id, row);
         }
+        let levels = rows
+            .iter()
+            .filter_map(|(id, r)| Some((*id, r.level.as_deref()?.parse().ok()?)))
+            .collect();
         TemplateBook {
             miner,
             by_miner,
             rows,
+            levels,
             dirty: HashSet::new(),
             next_id,
         }
@@ -142,13 +148,10 @@ impl TemplateBook {
         row.first_seen_ms = row.first_seen_ms.min(ts);
         row.last_seen_ms = row.last_seen_ms.max(ts);
         if let Some(level) = level {
-            let higher = row
-                .level
-                .as_deref()
-                .and_then(|l| l.parse::<LogLevel>().ok())
-                .is_none_or(|old| level > old);
-            if higher {
-                row.level = Some(level.as_str().to_string());
+            let known = self.levels.entry(id).or_insert(level);
+            if level > *known || row.level.is_none() {
+                *known = level.max(*known);
+                row.level = Some(known.as_str().to_string());
             }
         }
         if !row.services.iter().any(|s| s == service) && row.services.len() < 64 {

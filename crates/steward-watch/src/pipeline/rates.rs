@@ -26,7 +26,7 @@ pub struct RateAggregator {
     bucket_ms: i64,
     grace_ms: i64,
     watermark: TimestampMs,
-    counters: HashMap<(String, u64), Counter>,
+    counters: HashMap<String, HashMap<u64, Counter>>,
 }
 
 impl RateAggregator {
@@ -51,14 +51,16 @@ impl RateAggregator {
     pub fn add(&mut self, service: &str, template: u64, ts: TimestampMs) {
         let bucket = ts.div_euclid(self.bucket_ms) * self.bucket_ms;
         self.watermark = self.watermark.max(ts);
-        let counter = self
-            .counters
-            .entry((service.to_string(), template))
-            .or_insert(Counter {
-                bucket_start: bucket,
-                count: 0,
-                idle: 0,
-            });
+        // Looked up by &str first, so the common case allocates nothing.
+        let per_service = match self.counters.get_mut(service) {
+            Some(m) => m,
+            None => self.counters.entry(service.to_string()).or_default(),
+        };
+        let counter = per_service.entry(template).or_insert(Counter {
+            bucket_start: bucket,
+            count: 0,
+            idle: 0,
+        });
         // A late record of a closed bucket counts in the open one.
         counter.count += 1;
         counter.idle = 0;
@@ -75,24 +77,27 @@ impl RateAggregator {
         let mut out = Vec::new();
         let limit = self.watermark.saturating_sub(self.grace_ms);
         let bucket_ms = self.bucket_ms;
-        self.counters.retain(|(service, template), c| {
-            while c.bucket_start.saturating_add(bucket_ms) <= limit {
-                #[allow(clippy::cast_precision_loss)]
-                out.push((
-                    RateAggregator::key(service, *template),
-                    Sample::new(c.bucket_start, c.count as f64),
-                ));
-                if c.count == 0 {
-                    c.idle += 1;
-                    if c.idle >= IDLE_BUCKETS {
-                        return false;
+        for (service, templates) in &mut self.counters {
+            templates.retain(|template, c| {
+                while c.bucket_start.saturating_add(bucket_ms) <= limit {
+                    #[allow(clippy::cast_precision_loss)]
+                    out.push((
+                        RateAggregator::key(service, *template),
+                        Sample::new(c.bucket_start, c.count as f64),
+                    ));
+                    if c.count == 0 {
+                        c.idle += 1;
+                        if c.idle >= IDLE_BUCKETS {
+                            return false;
+                        }
                     }
+                    c.count = 0;
+                    c.bucket_start += bucket_ms;
                 }
-                c.count = 0;
-                c.bucket_start += bucket_ms;
-            }
-            true
-        });
+                true
+            });
+        }
+        self.counters.retain(|_, templates| !templates.is_empty());
         out
     }
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::types::Value as SqlValue;
+use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use steward_core::{Incident, IncidentStatus, LogLevel, LogRecord, SeriesKey, TimestampMs};
 
@@ -147,6 +147,38 @@ impl SqliteStore {
     }
 }
 
+/// Rows per multi-row log INSERT (5 parameters each, well under SQLite's limit).
+const LOG_ROWS: usize = 64;
+
+fn multi_row_insert(rows: usize) -> String {
+    let mut sql = String::from("INSERT INTO logs (ts, service, level, body, attributes) VALUES ");
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?,?,?)");
+    }
+    sql
+}
+
+/// Binds a record's columns, borrowing its strings rather than copying them.
+fn push_log<'a>(args: &mut Vec<ToSqlOutput<'a>>, r: &'a LogRecord) -> Result<(), StoreError> {
+    let text = |s: &'a str| ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()));
+    let null = || ToSqlOutput::Owned(SqlValue::Null);
+    args.push(ToSqlOutput::Owned(SqlValue::Integer(
+        r.timestamp_ms.unwrap_or(0),
+    )));
+    args.push(r.service.as_deref().map_or_else(null, text));
+    args.push(level_rank(r.level).map_or_else(null, |l| ToSqlOutput::Owned(SqlValue::Integer(l))));
+    args.push(text(&r.body));
+    args.push(if r.attributes.is_empty() {
+        null()
+    } else {
+        ToSqlOutput::Owned(SqlValue::Text(serde_json::to_string(&r.attributes)?))
+    });
+    Ok(())
+}
+
 fn insert_samples(
     tx: &rusqlite::Transaction<'_>,
     samples: &[(SeriesId, steward_core::Sample)],
@@ -165,22 +197,26 @@ impl Store for SqliteStore {
         let mut conn = lock(&self.writer)?;
         let tx = conn.transaction()?;
         {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO logs (ts, service, level, body, attributes) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for r in &batch.logs {
-                let attributes = if r.attributes.is_empty() {
-                    None
-                } else {
-                    Some(serde_json::to_string(&r.attributes)?)
-                };
-                stmt.execute(params![
-                    r.timestamp_ms.unwrap_or(0),
-                    r.service,
-                    level_rank(r.level),
-                    r.body,
-                    attributes
-                ])?;
+            // Many rows per statement: SQLite's per-statement overhead is paid once
+            // per LOG_ROWS records instead of once per record.
+            let mut full = tx.prepare_cached(&multi_row_insert(LOG_ROWS))?;
+            let mut chunks = batch.logs.chunks_exact(LOG_ROWS);
+            let mut args: Vec<ToSqlOutput<'_>> = Vec::with_capacity(LOG_ROWS * 5);
+            for chunk in chunks.by_ref() {
+                args.clear();
+                for r in chunk {
+                    push_log(&mut args, r)?;
+                }
+                full.execute(params_from_iter(args.drain(..)))?;
+            }
+            let rest = chunks.remainder();
+            if !rest.is_empty() {
+                let mut partial = tx.prepare_cached(&multi_row_insert(rest.len()))?;
+                args.clear();
+                for r in rest {
+                    push_log(&mut args, r)?;
+                }
+                partial.execute(params_from_iter(args.drain(..)))?;
             }
         }
         insert_samples(&tx, &batch.samples)?;
