@@ -6,12 +6,14 @@
 //! place: no allocation, which is what a decoder that borrows labels from the request
 //! body needs on its hot path.
 //!
-//! The hash is the standard library's keyed SipHash with a per-process random key: label
-//! values come off the network, and a fixed hash would let a client pick values that
-//! collide and turn every lookup into a chain walk.
+//! The hash is foldhash's `quality` variant with a per-process random seed. Label values
+//! come off the network, so the seed must be secret: a fixed hash would let a client
+//! pick values that collide and turn every lookup into a chain walk (results stay
+//! right, only slower). The standard library's SipHash is keyed too, but a label set is
+//! hashed in twenty-odd short writes, where SipHash costs 3.4× more per lookup (bench
+//! `intern/hit_1000_six_labels`: 1.27 µs against 0.37 µs).
 
 use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 use crate::{LabelError, SeriesId};
@@ -38,7 +40,7 @@ struct Entry {
 /// only case that allocates on lookup); duplicate names are refused.
 #[derive(Debug, Default)]
 pub struct SeriesInterner {
-    hasher: RandomState,
+    hasher: foldhash::quality::RandomState,
     by_hash: HashMap<u64, u32, BuildHasherDefault<PassThrough>>,
     entries: Vec<Option<Entry>>,
     arena: Vec<u8>,
