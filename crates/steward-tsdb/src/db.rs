@@ -71,6 +71,10 @@ pub struct Tsdb {
     def_segment: Vec<u32>,
     /// Chunks taken by the store and not yet marked persisted, by first segment.
     in_flight: BTreeMap<u32, usize>,
+    /// The last timestamp the store holds, per series (`i64::MIN`: none). Logged again
+    /// with the definitions when old segments go, so that a replay still refuses
+    /// samples the store already has.
+    persisted_ts: Vec<i64>,
     truncation_checked_at: Option<u32>,
 }
 
@@ -186,6 +190,12 @@ impl Tsdb {
         };
         let first = segments.first().copied().unwrap_or(next);
         let wal = Wal::create(&dir, next, first, options.segment_bytes, options.sync)?;
+        let mut persisted_ts = vec![i64::MIN; interner.id_bound()];
+        for (&id, &ts) in &floors {
+            if let Some(p) = persisted_ts.get_mut(id as usize) {
+                *p = ts;
+            }
+        }
         Ok((
             Tsdb {
                 dir,
@@ -194,6 +204,7 @@ impl Tsdb {
                 wal,
                 def_segment,
                 in_flight: BTreeMap::new(),
+                persisted_ts,
                 truncation_checked_at: None,
             },
             report,
@@ -223,6 +234,9 @@ impl Tsdb {
                     self.def_segment.resize(idx + 1, u32::MAX);
                 }
                 self.def_segment[idx] = self.wal.segment();
+                if self.persisted_ts.len() <= idx {
+                    self.persisted_ts.resize(idx + 1, i64::MIN);
+                }
                 self.head.set_series_bound(self.interner.id_bound());
                 Ok(id)
             }
@@ -297,6 +311,9 @@ impl Tsdb {
         self.wal.log_persisted(&marks);
         self.wal.commit()?;
         for m in chunks {
+            if let Some(p) = self.persisted_ts.get_mut(m.series as usize) {
+                *p = (*p).max(m.max_ts);
+            }
             if let Some(n) = self.in_flight.get_mut(&m.wal_segment) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
@@ -326,14 +343,22 @@ impl Tsdb {
             return Ok(0);
         }
         let current = self.wal.segment();
+        let mut marks = Vec::new();
         for (idx, seg) in self.def_segment.iter_mut().enumerate() {
             if *seg < needed {
                 if let Some(labels) = self.interner.labels(idx as SeriesId) {
                     self.wal.log_series(idx as SeriesId, labels);
                     *seg = current;
+                    // The mark that keeps persisted samples out of a replay may be in
+                    // a segment about to go: log it again with the definition.
+                    match self.persisted_ts.get(idx) {
+                        Some(&ts) if ts != i64::MIN => marks.push((idx as SeriesId, ts)),
+                        _ => {}
+                    }
                 }
             }
         }
+        self.wal.log_persisted(&marks);
         self.wal.commit()?;
         self.wal.remove_before(needed)
     }
@@ -534,6 +559,33 @@ mod tests {
             let (_, again) = Tsdb::open(dir.path(), opts()).unwrap();
             proptest::prop_assert!(again.corruption.is_empty() || again.corruption.iter().all(|c| !c.truncated));
         }
+    }
+
+    #[test]
+    fn the_persisted_floor_outlives_the_segments_that_held_it() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut db, _) = Tsdb::open(dir.path(), opts()).unwrap();
+            let quiet = db.intern([("s", "quiet")]).unwrap();
+            let busy = db.intern([("s", "busy")]).unwrap();
+            db.append(&(0..10).map(|t| Row::new(quiet, t, 1.0)).collect::<Vec<_>>())
+                .unwrap();
+            db.close_idle(100);
+            let metas: Vec<ChunkMeta> = db.take_closed().iter().map(|c| c.meta).collect();
+            db.mark_persisted(&metas).unwrap();
+            // Enough traffic on another series to roll and drop old segments.
+            for t in 0..400 {
+                db.append(&[Row::new(busy, t, t as f64)]).unwrap();
+                let metas: Vec<ChunkMeta> = db.take_closed().iter().map(|c| c.meta).collect();
+                db.mark_persisted(&metas).unwrap();
+            }
+            assert!(db.wal_segments().0 > 0, "no segment was dropped");
+        }
+        let (mut db, report) = Tsdb::open(dir.path(), opts()).unwrap();
+        assert!(report.corruption.is_empty());
+        assert_eq!(db.head().last_ts(0), Some(9));
+        assert_eq!(db.append(&[Row::new(0, 5, 0.0)]).unwrap().out_of_order, 1);
+        assert_eq!(db.append(&[Row::new(0, 10, 0.0)]).unwrap().appended, 1);
     }
 
     #[test]
