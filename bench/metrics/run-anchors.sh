@@ -30,13 +30,16 @@ mkdir -p "$OUT"
 need_install=()
 command -v prometheus >/dev/null || need_install+=(prometheus)
 command -v victoria-metrics >/dev/null || need_install+=(victoria-metrics)
+[[ -x /usr/bin/time ]] || need_install+=(time)
+command -v curl >/dev/null || need_install+=(curl)
+command -v taskset >/dev/null || need_install+=(util-linux)
 if ((${#need_install[@]})); then
     echo "installing ${need_install[*]} from Debian" >&2
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_install[@]}" >&2
     # The packages' init scripts may start a system-wide instance; it would take the
     # default ports and a core, so stop it.
-    for svc in "${need_install[@]}"; do
+    for svc in prometheus victoria-metrics; do
         (service "$svc" stop || true) >/dev/null 2>&1
     done
 fi
