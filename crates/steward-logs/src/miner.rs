@@ -231,6 +231,20 @@ struct LineToken<'a> {
 /// A token id not interned yet: the fast path compares text and interns nothing.
 const UNRESOLVED: u32 = u32::MAX - 1;
 
+/// The start of a token's masked range when its masked text is its raw text.
+const SAME_AS_RAW: u32 = u32::MAX;
+
+/// A token's masked text, from the line's buffer of masked texts.
+fn masked_of<'t>(masked: &'t str, t: &'t LineToken<'_>) -> &'t str {
+    if t.masked.0 == SAME_AS_RAW {
+        t.raw
+    } else {
+        masked
+            .get(t.masked.0 as usize..t.masked.1 as usize)
+            .unwrap_or(t.raw)
+    }
+}
+
 impl Slot {
     /// Whether the slot takes this token as it is.
     #[inline]
@@ -338,8 +352,7 @@ impl TemplateMiner {
         // The slow path works on interned ids.
         for t in tokens.iter_mut() {
             if t.class == UNRESOLVED {
-                let text = &self.masked[t.masked.0 as usize..t.masked.1 as usize];
-                t.class = self.interner.intern(text);
+                t.class = self.interner.intern(masked_of(&self.masked, t));
             }
             if t.tok == UNRESOLVED {
                 // A weak variable (`ee0`, `tty=NODEVssh`) groups by its exact text
@@ -347,8 +360,7 @@ impl TemplateMiner {
                 t.tok = if t.kind == VarKind::Weak {
                     self.interner.intern(t.raw)
                 } else {
-                    let text = &self.masked[t.masked.0 as usize..t.masked.1 as usize];
-                    self.interner.intern(text)
+                    self.interner.intern(masked_of(&self.masked, t))
                 };
             }
         }
@@ -443,9 +455,14 @@ impl TemplateMiner {
                 raw
             };
             let kind = mask::mask_token(raw, &mut self.scratch);
-            let start = u32::try_from(self.masked.len()).unwrap_or(u32::MAX);
-            self.masked.push_str(&self.scratch);
-            let end = u32::try_from(self.masked.len()).unwrap_or(u32::MAX);
+            // A word masks to itself: its text is `raw`, with no copy.
+            let (start, end) = if kind == VarKind::None {
+                (SAME_AS_RAW, 0)
+            } else {
+                let start = u32::try_from(self.masked.len()).unwrap_or(u32::MAX);
+                self.masked.push_str(&self.scratch);
+                (start, u32::try_from(self.masked.len()).unwrap_or(u32::MAX))
+            };
             tokens.push(LineToken {
                 raw,
                 tok: UNRESOLVED,
@@ -505,6 +522,11 @@ impl TemplateMiner {
         tokens
     }
 
+    /// A token's masked text.
+    fn masked_text<'t>(&'t self, t: &'t LineToken<'_>) -> &'t str {
+        masked_of(&self.masked, t)
+    }
+
     /// The text a token's id stands for (its exact text for a weak variable).
     fn tok_text<'t>(&'t self, t: &'t LineToken<'_>) -> &'t str {
         if t.tok != UNRESOLVED {
@@ -512,7 +534,7 @@ impl TemplateMiner {
         } else if t.kind == VarKind::Weak {
             t.raw
         } else {
-            &self.masked[t.masked.0 as usize..t.masked.1 as usize]
+            self.masked_text(t)
         }
     }
 
@@ -521,7 +543,7 @@ impl TemplateMiner {
         if t.class != UNRESOLVED {
             self.interner.get(t.class)
         } else {
-            &self.masked[t.masked.0 as usize..t.masked.1 as usize]
+            self.masked_text(t)
         }
     }
 
@@ -927,7 +949,13 @@ fn names_next(previous: &str) -> bool {
         "queue",
         "topic",
     ];
-    if previous.len() < 2 || previous.len() > 10 {
+    if previous.len() < 2
+        || previous.len() > 10
+        || !matches!(
+            previous.as_bytes()[0] | 0x20,
+            b'u' | b'l' | b'a' | b'h' | b'd' | b'f' | b'p' | b't' | b'q'
+        )
+    {
         return false;
     }
     let word = previous.trim_end_matches([':', '=']);
