@@ -259,11 +259,6 @@ fn ingest(c: &mut Criterion) {
                 }
                 spent
             });
-            eprintln!(
-                "{name}: {} samples appended, {} series",
-                db.head().samples_appended(),
-                db.interner().len()
-            );
         });
     }
     group.finish();
