@@ -293,7 +293,46 @@ fn report_sizes() {
     );
 }
 
+/// How fast a log replays on open (the restart after `kill -9`), and its bytes per sample.
+fn report_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = TsdbOptions {
+        sync: SyncPolicy::Never,
+        ..TsdbOptions::default()
+    };
+    let mut samples = 0usize;
+    {
+        let (mut db, _) = Tsdb::open(dir.path(), opts).unwrap();
+        for s in 0..SERIES {
+            let l = labels(s);
+            db.intern(l.iter().map(|(a, b)| (a.as_str(), b.as_str())))
+                .unwrap();
+        }
+        let mut rows = Vec::new();
+        // Six rounds: 60 samples per series, all in open chunks, none persisted.
+        for n in 0..GROUPS * 6 {
+            fill(&mut rows, n % GROUPS, (n / GROUPS) as i64);
+            samples += db.append(&rows).unwrap().appended;
+        }
+    }
+    let wal_bytes: u64 = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    let t = Instant::now();
+    let (_db, report) = Tsdb::open(dir.path(), opts).unwrap();
+    let spent = t.elapsed().as_secs_f64();
+    eprintln!(
+        "replay: {} samples of {} series in {spent:.2} s ({:.1} M samples/s); log {:.1} bytes per sample",
+        report.samples,
+        report.series,
+        report.samples as f64 / spent / 1e6,
+        wal_bytes as f64 / samples as f64
+    );
+}
+
 fn all(c: &mut Criterion) {
+    report_replay();
     report_sizes();
     codec(c);
     intern(c);
