@@ -9,9 +9,15 @@ use crate::commands;
 
 const EXAMPLES: &str = "\
 Examples:
-  steward config show              the effective configuration and where each value came from
-  steward --json config show       the same, as one JSON document
-  steward --set watch.listen=0.0.0.0:8080 config show
+  steward up                              the service: dashboard + API on :8080, OTLP/HTTP on :4318
+  steward up --demo                       the same, with a built-in incident playing
+  steward logs parse app.log.gz           templates of a log file, by count
+  steward logs bench --data loghub-2k     template accuracy on labelled Loghub data
+  steward detect latency.csv --plot a.svg anomalies in a series, drawn
+  steward detect nab --data nab           NAB scores of the detector
+  steward forecast disk.csv --threshold 90
+                                          when a series will cross 90
+  steward --json config show              the effective configuration and each value's source
 ";
 
 /// steward: an AI partner for backend teams.
