@@ -110,6 +110,16 @@ fn mask_key_value(token: &str, out: &mut String) -> Option<VarKind> {
     Some(kind)
 }
 
+/// A token that [`mask_token`] would keep as it is: no digit, no path or key=value
+/// character, not a boolean.
+#[inline]
+pub(crate) fn is_plain_word(token: &str) -> bool {
+    !token
+        .bytes()
+        .any(|b| b.is_ascii_digit() || matches!(b, b'/' | b'\\' | b'.' | b'='))
+        && !is_boolean(token)
+}
+
 /// True, false and friends are values (Loghub's correction rules mask them too).
 fn is_boolean(token: &str) -> bool {
     token.eq_ignore_ascii_case("true") || token.eq_ignore_ascii_case("false")

@@ -272,7 +272,7 @@ pub struct TemplateMiner {
     pub(crate) clock: u64,
     pub(crate) evicted: u64,
     /// Words seen at one position of otherwise equal templates, by skeleton hash.
-    variants: FxHashMap<u64, Vec<u32>>,
+    pub(crate) variants: FxHashMap<u64, Vec<u32>>,
     /// The interned `<*>`.
     wildcard: u32,
     /// The token buffer, kept between lines for its allocation (always empty).
@@ -454,7 +454,12 @@ impl TemplateMiner {
             } else {
                 raw
             };
-            let kind = mask::mask_token(raw, &mut self.scratch);
+            // Most tokens are plain words: tell them apart without masking.
+            let kind = if mask::is_plain_word(raw) {
+                VarKind::None
+            } else {
+                mask::mask_token(raw, &mut self.scratch)
+            };
             // A word masks to itself: its text is `raw`, with no copy.
             let (start, end) = if kind == VarKind::None {
                 (SAME_AS_RAW, 0)
@@ -652,9 +657,15 @@ impl TemplateMiner {
         let mut h = crate::fxhash::FxHasher::default();
         h.write_usize(state.slots.len());
         h.write_usize(at);
+        // Keyed by text, not by interned ids, so that a snapshot carries it over.
         for (i, slot) in state.slots.iter().enumerate() {
             if i != at {
-                h.write_u32(slot.tok);
+                if slot.tok == WILD {
+                    h.write_u8(0xfe);
+                } else {
+                    h.write(self.interner.get(slot.tok).as_bytes());
+                }
+                h.write_u8(0xff);
             }
         }
         let own = state.slots[at].tok;

@@ -52,6 +52,10 @@ pub struct Snapshot {
     pub aliases: Vec<(TemplateId, TemplateId)>,
     /// Recent changes.
     pub changes: Vec<TemplateChange>,
+    /// The words seen so far at positions that may turn out to be variables, by the
+    /// hash of the rest of their template.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub word_variants: Vec<(u64, Vec<String>)>,
 }
 
 /// One template in a snapshot.
@@ -135,8 +139,23 @@ impl TemplateMiner {
             .map(|(a, b)| (TemplateId(*a), TemplateId(*b)))
             .collect();
         aliases.sort();
+        let mut word_variants: Vec<(u64, Vec<String>)> = self
+            .variants
+            .iter()
+            .map(|(k, words)| {
+                (
+                    *k,
+                    words
+                        .iter()
+                        .map(|w| self.interner.get(*w).to_string())
+                        .collect(),
+                )
+            })
+            .collect();
+        word_variants.sort();
         Snapshot {
             version: SNAPSHOT_VERSION,
+            word_variants,
             config: self.config.clone(),
             clock: self.clock,
             next_id: self.next_id,
@@ -211,6 +230,10 @@ impl TemplateMiner {
             aliases.insert(from.0, to.0);
         }
         miner.aliases = aliases;
+        for (key, words) in snapshot.word_variants {
+            let ids = words.iter().map(|w| miner.interner.intern(w)).collect();
+            miner.variants.insert(key, ids);
+        }
         Ok(miner)
     }
 }
