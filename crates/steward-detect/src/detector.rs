@@ -89,6 +89,8 @@ const HOLD_FLOOR: f64 = 0.6;
 const DRIFT_ALPHA: f64 = 0.01;
 /// How much a drift counts against the other experts.
 const TREND_WEIGHT: f64 = 1.0;
+/// A departure this many times the current alarm's escapes its hold.
+const ESCAPE_RATIO: f64 = 1.5;
 /// How much a single point's surprise counts against the short average's.
 const INSTANT_WEIGHT: f64 = 1.0;
 
@@ -216,6 +218,9 @@ pub struct StreamingDetector {
     /// Points since the last alarm, and its score.
     since_alarm: u64,
     alarm_score: f64,
+    /// The strongest departure (in deviations) of the current alarm.
+    #[serde(default)]
+    alarm_z: f64,
 }
 
 impl Default for StreamingDetector {
@@ -267,6 +272,7 @@ impl StreamingDetector {
             raw_peak: 0.0,
             since_alarm: u64::MAX,
             alarm_score: 0.0,
+            alarm_z: 0.0,
         }
     }
 
@@ -484,7 +490,9 @@ impl StreamingDetector {
         let record = raw_short / (raw_short + peak).max(1e-12);
         score = (1.0 - RECORD_WEIGHT) * score + RECORD_WEIGHT * record * score.sqrt();
         // One event, one alarm: damp what follows a confident alarm for a while.
-        if self.since_alarm < HOLD && score < self.alarm_score + 0.1 {
+        // A departure far larger than the alarm's own is a new event, not its echo.
+        let echo = z < ESCAPE_RATIO * self.alarm_z;
+        if self.since_alarm < HOLD && score < self.alarm_score + 0.1 && echo {
             score *= HOLD_FLOOR + (1.0 - HOLD_FLOOR) * (self.since_alarm as f64 / HOLD as f64);
         }
 
@@ -555,8 +563,16 @@ impl StreamingDetector {
         }
         if score >= ALARM {
             self.since_alarm = 0;
+            self.alarm_z = if self.since_alarm >= HOLD {
+                z
+            } else {
+                self.alarm_z.max(z)
+            };
             self.alarm_score = self.alarm_score.max(score);
         } else {
+            if self.since_alarm < HOLD {
+                self.alarm_z = self.alarm_z.max(z);
+            }
             self.since_alarm = self.since_alarm.saturating_add(1);
             if self.since_alarm >= HOLD {
                 self.alarm_score = 0.0;

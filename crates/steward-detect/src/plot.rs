@@ -43,9 +43,8 @@ pub fn plot_svg(
     let hours = |ms: i64| (ms - t0) as f64 / 3_600_000.0;
     let mut xs = vec![hours(samples[samples.len() - 1].timestamp_ms)];
     let mut ys: Vec<f64> = samples.iter().map(|s| s.value).collect();
-    if let Some(points) = layers.points {
-        ys.extend(points.iter().flat_map(|p| [p.lower, p.upper]));
-    }
+    // The band is drawn clipped to the values' range: in the detector's first points
+    // it is wide, and it must not squash the series into a line.
     if let Some(f) = layers.forecast {
         xs.extend(f.timestamps_ms.iter().map(|&t| hours(t)));
         ys.extend(f.lower.iter().chain(&f.upper).copied());
@@ -68,7 +67,7 @@ pub fn plot_svg(
         .copied()
         .filter(finite)
         .fold(f64::NEG_INFINITY, f64::max);
-    let pad = ((y_max - y_min) * 0.05).max(1e-9);
+    let pad = ((y_max - y_min) * 0.1).max(1e-9);
     let (y_lo, y_hi) = (y_min - pad, y_max + pad);
     let mut svg = String::new();
     {
