@@ -192,12 +192,14 @@ impl Override {
 
     /// Parses `section.key=value`, the form of `--set`.
     pub fn parse_assignment(flag: &str, assignment: &str) -> Result<Override, ConfigError> {
-        let (key, value) = assignment.split_once('=').ok_or_else(|| ConfigError::Override {
-            origin: Source::Flag {
-                flag: flag.to_string(),
-            },
-            message: format!("expected SECTION.KEY=VALUE, got {assignment:?}"),
-        })?;
+        let (key, value) = assignment
+            .split_once('=')
+            .ok_or_else(|| ConfigError::Override {
+                origin: Source::Flag {
+                    flag: flag.to_string(),
+                },
+                message: format!("expected SECTION.KEY=VALUE, got {assignment:?}"),
+            })?;
         Ok(Override::flag(flag, key.trim(), value))
     }
 }
@@ -276,13 +278,12 @@ pub fn load(inputs: &ConfigInputs) -> Result<LoadedConfig, ConfigError> {
         apply_override(&mut table, &mut sources, ov)?;
     }
 
-    let config: Config =
-        toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Override {
-                origin: Source::Default,
-                message: e.message().to_string(),
-            })?;
+    let config: Config = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError::Override {
+            origin: Source::Default,
+            message: e.message().to_string(),
+        })?;
     Ok(LoadedConfig {
         config,
         file,
@@ -488,7 +489,12 @@ mod tests {
     fn defaults_need_no_file() {
         let loaded = load(&ConfigInputs::default()).unwrap();
         assert_eq!(loaded.config, Config::default());
-        assert!(loaded.entries().iter().all(|(_, _, s)| *s == Source::Default));
+        assert!(
+            loaded
+                .entries()
+                .iter()
+                .all(|(_, _, s)| *s == Source::Default)
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The command line's contract: help, version, exit codes, `--json` shapes and the
 //! configuration's precedence, checked against the built binary.
 
+#![allow(clippy::unwrap_used)] // a test binary: a failed unwrap is a failed test
+
 use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
@@ -17,7 +19,11 @@ fn steward(dir: &tempfile::TempDir) -> Command {
 
 fn config_json(cmd: &mut Command) -> Value {
     let out = cmd.args(["--json", "config", "show"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -33,7 +39,11 @@ fn help_lists_every_subcommand_with_a_summary_and_examples() {
         .skip(1)
         .take_while(|l| l.starts_with("  "))
         .collect();
-    assert!(commands.iter().any(|l| l.trim_start().starts_with("config ")));
+    assert!(
+        commands
+            .iter()
+            .any(|l| l.trim_start().starts_with("config "))
+    );
     for line in &commands {
         let summary = line.trim_start().split_once(' ').map(|(_, s)| s.trim());
         assert!(
