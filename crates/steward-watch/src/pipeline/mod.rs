@@ -41,7 +41,12 @@ const QUEUE: usize = 64;
 #[derive(Debug)]
 pub enum PipelineInput {
     /// Log records.
-    Logs(Vec<LogRecord>),
+    Logs {
+        /// The records, in row order.
+        records: Vec<LogRecord>,
+        /// The store's id of the last one, the pipeline's cursor once they are mined.
+        last_id: Option<i64>,
+    },
     /// Samples and the ids their keys were interned to.
     Samples {
         /// One id per item.
@@ -55,7 +60,7 @@ impl PipelineInput {
     /// Records or samples in the batch.
     pub fn len(&self) -> usize {
         match self {
-            PipelineInput::Logs(v) => v.len(),
+            PipelineInput::Logs { records, .. } => records.len(),
             PipelineInput::Samples { items, .. } => items.len(),
         }
     }
@@ -197,12 +202,15 @@ pub fn start(
         anomalies: BTreeMap::new(),
         incidents: BTreeMap::new(),
         data_now: i64::MIN,
+        cursor: 0,
+        saved_cursor: -1,
         store,
         counters,
         shared,
         events,
         config,
     };
+    pipeline.replay()?;
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
     let handle = std::thread::Builder::new()
         .name("steward-pipeline".into())
@@ -222,6 +230,10 @@ struct Pipeline {
     anomalies: BTreeMap<(String, TimestampMs), StoredAnomaly>,
     incidents: BTreeMap<u64, steward_core::Incident>,
     data_now: TimestampMs,
+    /// The id of the last stored log row the miner has seen.
+    cursor: i64,
+    /// The cursor as last written.
+    saved_cursor: i64,
     store: Arc<dyn Store>,
     counters: Arc<Counters>,
     shared: Arc<Shared>,
@@ -229,7 +241,45 @@ struct Pipeline {
     config: PipelineConfig,
 }
 
+/// The state key of the pipeline's log cursor.
+const CURSOR: &str = "pipeline.log_cursor";
+
 impl Pipeline {
+    /// Mines the log rows stored after the cursor the last run saved: records that
+    /// were acknowledged (so stored) but not yet mined when the process stopped, even
+    /// by `kill -9`. Runs before the writer starts, so nothing races it.
+    fn replay(&mut self) -> Result<(), StoreError> {
+        let saved = self
+            .store
+            .state(CURSOR)?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map(i64::from_le_bytes);
+        let Some(mut cursor) = saved else {
+            // A new store (or one from before the cursor existed): start from its end.
+            let newest = self.store.search_logs(&crate::store::LogQuery {
+                limit: Some(1),
+                ..crate::store::LogQuery::default()
+            })?;
+            self.cursor = newest.first().map_or(0, |l| l.id);
+            return Ok(());
+        };
+        let mut replayed = 0;
+        loop {
+            let page = self.store.logs_after(cursor, 10_000)?;
+            let Some(last) = page.last() else { break };
+            cursor = last.id;
+            replayed += page.len();
+            let records: Vec<LogRecord> = page.into_iter().map(|l| l.record).collect();
+            self.logs(&records);
+        }
+        self.cursor = cursor;
+        if replayed > 0 {
+            tracing::info!("pipeline: mined {replayed} stored records the last run had not");
+            self.flush();
+        }
+        Ok(())
+    }
+
     fn run(&mut self, rx: &Receiver<PipelineInput>) {
         let mut last_flush = Instant::now();
         loop {
@@ -239,7 +289,12 @@ impl Pipeline {
                         .pipeline_queue
                         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                     match input {
-                        PipelineInput::Logs(logs) => self.logs(&logs),
+                        PipelineInput::Logs { records, last_id } => {
+                            self.logs(&records);
+                            if let Some(id) = last_id {
+                                self.cursor = self.cursor.max(id);
+                            }
+                        }
                         PipelineInput::Samples { ids, items } => self.samples(&ids, items),
                     }
                 }
@@ -422,18 +477,23 @@ impl Pipeline {
         }
         let mut batch = std::mem::take(&mut self.pending);
         batch.templates = self.book.take_dirty();
+        batch
+            .state
+            .push((CURSOR.to_string(), self.cursor.to_le_bytes().to_vec()));
         batch.anomalies = std::mem::take(&mut self.anomalies).into_values().collect();
         batch.incidents = std::mem::take(&mut self.incidents).into_values().collect();
         if batch.templates.is_empty()
             && batch.samples.is_empty()
+            && self.cursor == self.saved_cursor
             && batch.bands.is_empty()
             && batch.anomalies.is_empty()
             && batch.incidents.is_empty()
         {
             return;
         }
-        if let Err(e) = self.store.save_analysis(&batch) {
-            tracing::error!("cannot store the pipeline's findings: {e}");
+        match self.store.save_analysis(&batch) {
+            Ok(()) => self.saved_cursor = self.cursor,
+            Err(e) => tracing::error!("cannot store the pipeline's findings: {e}"),
         }
     }
 }

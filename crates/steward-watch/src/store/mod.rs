@@ -184,8 +184,11 @@ pub struct StoreStats {
 /// A place the service keeps its data. Implementations are used from blocking
 /// threads; every write method is one transaction, durable when it returns.
 pub trait Store: Send + Sync + std::fmt::Debug {
-    /// Stores raw logs and points.
-    fn append(&self, batch: &WriteBatch) -> Result<(), StoreError>;
+    /// Stores raw logs and points; returns the id of the last log row written, if any.
+    fn append(&self, batch: &WriteBatch) -> Result<Option<i64>, StoreError>;
+    /// Log rows with ids above `after`, oldest first, at most `limit`: what the
+    /// pipeline replays after a restart.
+    fn logs_after(&self, after: i64, limit: usize) -> Result<Vec<StoredLog>, StoreError>;
     /// The ids of these keys, creating those not seen before.
     fn intern(&self, keys: &[&SeriesKey]) -> Result<Vec<SeriesId>, StoreError>;
     /// Stores the pipeline's findings and state.

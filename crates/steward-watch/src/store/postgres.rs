@@ -180,7 +180,7 @@ fn insert_samples(
 }
 
 impl Store for PostgresStore {
-    fn append(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+    fn append(&self, batch: &WriteBatch) -> Result<Option<i64>, StoreError> {
         let mut client = lock(&self.writer)?;
         let mut tx = client.transaction()?;
         if !batch.logs.is_empty() {
@@ -210,8 +210,42 @@ impl Store for PostgresStore {
             )?;
         }
         insert_samples(&mut tx, &batch.samples)?;
+        let last = if batch.logs.is_empty() {
+            None
+        } else {
+            Some(
+                tx.query_one("SELECT currval(pg_get_serial_sequence('logs', 'id'))", &[])?
+                    .get::<_, i64>(0),
+            )
+        };
         tx.commit()?;
-        Ok(())
+        Ok(last)
+    }
+
+    fn logs_after(&self, after: i64, limit: usize) -> Result<Vec<StoredLog>, StoreError> {
+        let mut client = lock(&self.reader)?;
+        let rows = client.query(
+            "SELECT id, ts, service, level, body, attributes FROM logs WHERE id > $1 ORDER BY id LIMIT $2",
+            &[&after, &i64_of(limit as u64)],
+        )?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let attributes: Option<String> = r.get(5);
+            out.push(StoredLog {
+                id: r.get(0),
+                record: LogRecord {
+                    timestamp_ms: Some(r.get(1)),
+                    service: r.get(2),
+                    level: level_of(r.get(3)),
+                    body: r.get(4),
+                    attributes: match attributes {
+                        Some(a) => serde_json::from_str(&a)?,
+                        None => Default::default(),
+                    },
+                },
+            });
+        }
+        Ok(out)
     }
 
     fn intern(&self, keys: &[&SeriesKey]) -> Result<Vec<SeriesId>, StoreError> {

@@ -193,7 +193,7 @@ fn insert_samples(
 }
 
 impl Store for SqliteStore {
-    fn append(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+    fn append(&self, batch: &WriteBatch) -> Result<Option<i64>, StoreError> {
         let mut conn = lock(&self.writer)?;
         let tx = conn.transaction()?;
         {
@@ -220,8 +220,44 @@ impl Store for SqliteStore {
             }
         }
         insert_samples(&tx, &batch.samples)?;
+        let last = (!batch.logs.is_empty()).then(|| tx.last_insert_rowid());
         tx.commit()?;
-        Ok(())
+        Ok(last)
+    }
+
+    fn logs_after(&self, after: i64, limit: usize) -> Result<Vec<StoredLog>, StoreError> {
+        let conn = lock(&self.reader)?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, ts, service, level, body, attributes FROM logs WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after, to_i64(limit as u64)], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<String>>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, ts, service, level, body, attributes) = row?;
+            out.push(StoredLog {
+                id,
+                record: LogRecord {
+                    timestamp_ms: Some(ts),
+                    service,
+                    level: level_of_rank(level),
+                    body,
+                    attributes: match attributes {
+                        Some(a) => serde_json::from_str(&a)?,
+                        None => Default::default(),
+                    },
+                },
+            });
+        }
+        Ok(out)
     }
 
     fn intern(&self, keys: &[&SeriesKey]) -> Result<Vec<SeriesId>, StoreError> {

@@ -125,7 +125,7 @@ fn run(
         }
 
         let result = commit(store, logs, items);
-        let (logs, ids, items) = match result {
+        let (logs, last_id, ids, items) = match result {
             Ok(stored) => stored,
             Err(e) => {
                 tracing::error!("store write failed: {e}");
@@ -150,7 +150,10 @@ fn run(
         if let Some(pipeline) = &pipeline {
             let mut inputs = Vec::new();
             if !logs.is_empty() {
-                inputs.push(PipelineInput::Logs(logs));
+                inputs.push(PipelineInput::Logs {
+                    records: logs,
+                    last_id,
+                });
             }
             if !items.is_empty() {
                 inputs.push(PipelineInput::Samples { ids, items });
@@ -169,6 +172,7 @@ fn run(
 
 type Stored = (
     Vec<LogRecord>,
+    Option<i64>,
     Vec<super::SeriesId>,
     Vec<(SeriesKey, Sample)>,
 );
@@ -188,6 +192,6 @@ fn commit(
             .map(|(id, (_, s))| (*id, *s))
             .collect(),
     };
-    store.append(&batch)?;
-    Ok((batch.logs, ids, items))
+    let last_id = store.append(&batch)?;
+    Ok((batch.logs, last_id, ids, items))
 }
