@@ -65,6 +65,11 @@ async fn get(service: &Service, path: &str) -> Value {
 async fn dashboard_pages_render_the_incident_in_chromium() {
     if !Path::new(CHROMIUM).exists() {
         // scripts/deps/20-watch.sh installs it; without it there is nothing to drive.
+        // scripts/test sets this: there, a missing dependency is a failure, not a skip.
+        assert!(
+            std::env::var_os("STEWARD_REQUIRE_INTEGRATION").is_none(),
+            "scripts/test requires this test: a dependency is missing (scripts/deps/ installs it, and starts the services)"
+        );
         eprintln!("skipped: {CHROMIUM} is not installed (scripts/deps/20-watch.sh installs it)");
         return;
     }

@@ -255,6 +255,11 @@ fn otel_python() -> Option<std::path::PathBuf> {
 #[test]
 fn opentelemetry_python_sdk_logs_and_metrics_arrive() {
     let Some(python) = otel_python() else {
+        // scripts/test sets this: there, a missing dependency is a failure, not a skip.
+        assert!(
+            std::env::var_os("STEWARD_REQUIRE_INTEGRATION").is_none(),
+            "scripts/test requires this test: a dependency is missing (scripts/deps/ installs it, and starts the services)"
+        );
         eprintln!("skipped: no OpenTelemetry venv (scripts/deps/20-watch.sh makes it)");
         return;
     };
