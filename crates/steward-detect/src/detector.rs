@@ -91,6 +91,8 @@ const DRIFT_ALPHA: f64 = 0.01;
 const TREND_WEIGHT: f64 = 1.0;
 /// A departure this many times the current alarm's escapes its hold.
 const ESCAPE_RATIO: f64 = 1.5;
+/// The cap on a point's raw surprise, in decades (reached near 9.3 deviations).
+const RAW_CAP: f64 = 20.0;
 /// How much a single point's surprise counts against the short average's.
 const INSTANT_WEIGHT: f64 = 1.0;
 
@@ -221,6 +223,22 @@ pub struct StreamingDetector {
     /// The strongest departure (in deviations) of the current alarm.
     #[serde(default)]
     alarm_z: f64,
+    /// The excursion behind the last alarm: the baseline it left, the band around that
+    /// baseline, the side it went to, and whether the series is still out there.
+    #[serde(default)]
+    exc_base: f64,
+    #[serde(default)]
+    exc_band: f64,
+    #[serde(default)]
+    exc_up: bool,
+    #[serde(default)]
+    exc_live: bool,
+    /// The farthest the excursion went from its baseline.
+    #[serde(default)]
+    exc_peak: f64,
+    /// The previous point's departure from that baseline.
+    #[serde(default)]
+    exc_prev: f64,
 }
 
 impl Default for StreamingDetector {
@@ -273,6 +291,12 @@ impl StreamingDetector {
             since_alarm: u64::MAX,
             alarm_score: 0.0,
             alarm_z: 0.0,
+            exc_base: 0.0,
+            exc_band: 0.0,
+            exc_up: false,
+            exc_live: false,
+            exc_peak: 0.0,
+            exc_prev: 0.0,
         }
     }
 
@@ -459,7 +483,7 @@ impl StreamingDetector {
         let raw = if self.n < WARMUP {
             0.0
         } else {
-            (-(2.0 * normal_tail(z)).max(1e-20).log10()).clamp(0.0, 20.0)
+            (-(2.0 * normal_tail(z)).max(1e-20).log10()).clamp(0.0, RAW_CAP)
         };
         // Likelihood of the recent raw average under the long-run raw distribution:
         // a surprise only counts as much as it is rare for this series.
@@ -485,13 +509,31 @@ impl StreamingDetector {
             let decades = (short.max(INSTANT_WEIGHT * one) - std::f64::consts::LOG10_2).max(0.0);
             (decades / (decades + HALF_SCORE_DECADES)).clamp(0.0, 1.0)
         };
+        // One event, one alarm: after a confident alarm, damp what follows for a while,
+        // but only the same excursion. While the series is still away from the
+        // baseline the alarm left, or back near it with only the short average of raw
+        // scores still raised, later points are its echo. Once it has come back, a new
+        // departure from that baseline that goes farther than the last one did, and
+        // holds for a second point (a lone spike in the hold is still an echo), is a
+        // new event: it is not damped, and it counts as a record even when both
+        // excursions hit the cap of the raw surprise.
+        let dep = x - self.exc_base;
+        let still_out =
+            self.exc_live && (dep > self.exc_band) == self.exc_up && dep.abs() > self.exc_band;
+        let new_departure = self.since_alarm < HOLD
+            && !still_out
+            && dep.abs() > self.exc_band.max(self.exc_peak)
+            && self.exc_prev * dep > 0.0
+            && self.exc_prev.abs() > self.exc_band;
         // A record: the recent surprise against the largest one seen lately.
         let peak = self.raw_peak.max(self.raw_mean + 3.0 * sd);
-        let record = raw_short / (raw_short + peak).max(1e-12);
+        let mut record = raw_short / (raw_short + peak).max(1e-12);
+        if new_departure {
+            record = record.max(dep.abs() / (dep.abs() + self.exc_peak).max(1e-12));
+        }
         score = (1.0 - RECORD_WEIGHT) * score + RECORD_WEIGHT * record * score.sqrt();
-        // One event, one alarm: damp what follows a confident alarm for a while.
-        // A departure far larger than the alarm's own is a new event, not its echo.
-        let echo = z < ESCAPE_RATIO * self.alarm_z;
+        // A departure far larger than the alarm's own is a new event too.
+        let echo = z < ESCAPE_RATIO * self.alarm_z && !new_departure;
         if self.since_alarm < HOLD && score < self.alarm_score + 0.1 && echo {
             score *= HOLD_FLOOR + (1.0 - HOLD_FLOOR) * (self.since_alarm as f64 / HOLD as f64);
         }
@@ -561,7 +603,21 @@ impl StreamingDetector {
         if self.n >= 2 * WARMUP {
             self.raw_peak = (self.raw_peak * (1.0 - 1.0 / PEAK_HORIZON)).max(raw_short);
         }
+        if self.exc_live && !still_out {
+            self.exc_live = false;
+        }
+        if still_out {
+            self.exc_peak = self.exc_peak.max(dep.abs());
+        }
+        self.exc_prev = dep;
         if score >= ALARM {
+            if !still_out {
+                self.exc_base = expected;
+                self.exc_band = 3.0 * sigma;
+                self.exc_up = r > 0.0;
+                self.exc_live = true;
+                self.exc_peak = r.abs();
+            }
             self.since_alarm = 0;
             self.alarm_z = if self.since_alarm >= HOLD {
                 z
@@ -686,6 +742,35 @@ mod tests {
                 .is_some_and(|r| r.starts_with("spike to 64.6"))
         );
         assert!(max_score(&s, 2010..3000) < 0.5, "one event, one alarm");
+    }
+
+    #[test]
+    fn a_new_excursion_after_an_alarm_is_reported() {
+        // As on NAB's ec2_cpu_utilization_825cc2: a two-point dip to 55 from about 90,
+        // then, 128 points later (inside the old 200-point hold), a drop to 25 that
+        // stays. The second event must be reported at 0.5; the first dip once.
+        let s = run(3000, |i| {
+            90.0 + 8.0 * noise(i)
+                + match i {
+                    1640 | 1641 => -35.0,
+                    1767 => -32.0,
+                    i if i >= 1768 => -65.0,
+                    _ => 0.0,
+                }
+        });
+        assert_eq!(first_alarm(&s, 500, 0.5), Some(1640));
+        assert!(
+            max_score(&s, 1642..1767) < 0.5,
+            "{}",
+            max_score(&s, 1642..1767)
+        );
+        let at = first_alarm(&s, 1642, 0.5).expect("second event reported");
+        assert!((1767..1770).contains(&at), "at {at}");
+        assert!(
+            s[at].reason.as_deref().is_some_and(|r| r.contains("to 2")),
+            "{:?}",
+            s[at].reason
+        );
     }
 
     #[test]
