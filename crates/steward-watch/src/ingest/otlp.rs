@@ -269,51 +269,47 @@ pub fn metrics_from_proto(
                     }
                     Some(Data::Histogram(h)) => {
                         for point in &h.data_points {
+                            let attrs = &point.attributes;
                             let t = ts(point.time_unix_nano);
-                            #[allow(clippy::cast_precision_loss)]
-                            let count = point.count as f64;
-                            out.items.push((
-                                key(&format!("{name}_count"), &point.attributes),
-                                Sample::new(t, count),
-                            ));
-                            if let Some(sum) = point.sum {
-                                out.items.push((
-                                    key(&format!("{name}_sum"), &point.attributes),
-                                    Sample::new(t, sum),
-                                ));
-                            }
+                            push_count_and_sum(
+                                &mut out.items,
+                                &key,
+                                name,
+                                attrs,
+                                t,
+                                point.count,
+                                point.sum,
+                            );
                         }
                     }
                     Some(Data::ExponentialHistogram(h)) => {
                         for point in &h.data_points {
+                            let attrs = &point.attributes;
                             let t = ts(point.time_unix_nano);
-                            #[allow(clippy::cast_precision_loss)]
-                            let count = point.count as f64;
-                            out.items.push((
-                                key(&format!("{name}_count"), &point.attributes),
-                                Sample::new(t, count),
-                            ));
-                            if let Some(sum) = point.sum {
-                                out.items.push((
-                                    key(&format!("{name}_sum"), &point.attributes),
-                                    Sample::new(t, sum),
-                                ));
-                            }
+                            push_count_and_sum(
+                                &mut out.items,
+                                &key,
+                                name,
+                                attrs,
+                                t,
+                                point.count,
+                                point.sum,
+                            );
                         }
                     }
                     Some(Data::Summary(s)) => {
                         for point in &s.data_points {
+                            let attrs = &point.attributes;
                             let t = ts(point.time_unix_nano);
-                            #[allow(clippy::cast_precision_loss)]
-                            let count = point.count as f64;
-                            out.items.push((
-                                key(&format!("{name}_count"), &point.attributes),
-                                Sample::new(t, count),
-                            ));
-                            out.items.push((
-                                key(&format!("{name}_sum"), &point.attributes),
-                                Sample::new(t, point.sum),
-                            ));
+                            push_count_and_sum(
+                                &mut out.items,
+                                &key,
+                                name,
+                                attrs,
+                                t,
+                                point.count,
+                                Some(point.sum),
+                            );
                             for q in &point.quantile_values {
                                 let k = key(name, &point.attributes)
                                     .with_label("quantile", q.quantile.to_string());
@@ -326,6 +322,27 @@ pub fn metrics_from_proto(
         }
     }
     out
+}
+
+/// The `_count` and `_sum` series of a histogram or summary point, as Prometheus names them.
+fn push_count_and_sum(
+    items: &mut Vec<(SeriesKey, Sample)>,
+    key: &impl Fn(&str, &[proto::KeyValue]) -> SeriesKey,
+    name: &str,
+    attributes: &[proto::KeyValue],
+    t: i64,
+    count: u64,
+    sum: Option<f64>,
+) {
+    #[allow(clippy::cast_precision_loss)]
+    let count = count as f64;
+    items.push((
+        key(&format!("{name}_count"), attributes),
+        Sample::new(t, count),
+    ));
+    if let Some(sum) = sum {
+        items.push((key(&format!("{name}_sum"), attributes), Sample::new(t, sum)));
+    }
 }
 
 fn points_in(data: Option<&proto::metric::Data>) -> usize {
