@@ -6,9 +6,14 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::{AppError, AppState};
+use crate::counters::Counters;
 use crate::ingest::bytes_like::Bytes;
-use crate::ingest::{Encoding, Format, IngestError, decompress, jsonl, otlp, remote_write};
+use crate::ingest::{
+    Decoded, Encoding, Format, IngestError, decompress, jsonl, otlp, remote_write,
+};
 use crate::store::writer::Payload;
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
@@ -83,26 +88,46 @@ fn decode_failed(state: &AppState, error: IngestError, format: Format) -> AppErr
     }
 }
 
+/// What differs between the OTLP signals: how to decode, where rejections are counted,
+/// what the writer takes, and how the answer is built.
+struct OtlpSignal<T> {
+    decode: fn(&[u8], Format) -> Result<Decoded<T>, IngestError>,
+    rejected: fn(&Counters) -> &AtomicU64,
+    payload: fn(Vec<T>) -> Payload,
+    respond: fn(u64, Option<&str>, Format) -> Vec<u8>,
+}
+
+/// One OTLP export: read under the caps, decode, count rejections, store (answered only
+/// after the commit), and reply with `partial_success` when some records were refused.
+async fn otlp_export<T>(
+    state: AppState,
+    headers: HeaderMap,
+    body: Body,
+    signal: OtlpSignal<T>,
+) -> Result<Response, AppError> {
+    let format = otlp_format(&state, &headers)?;
+    let bytes = read_body(&state, &headers, body, Encoding::Identity, Some(format)).await?;
+    let decoded = (signal.decode)(&bytes, format).map_err(|e| decode_failed(&state, e, format))?;
+    drop(bytes);
+    (signal.rejected)(&state.counters).fetch_add(decoded.rejected, Ordering::Relaxed);
+    state.writer.write((signal.payload)(decoded.items)).await?;
+    let answer = (signal.respond)(decoded.rejected, decoded.first_error.as_deref(), format);
+    Ok(otlp_answer(format, answer))
+}
+
 /// `POST /v1/logs`: OTLP logs, protobuf or JSON, optionally gzip.
 pub async fn otlp_logs(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
-    let format = otlp_format(&state, &headers)?;
-    let bytes = read_body(&state, &headers, body, Encoding::Identity, Some(format)).await?;
-    let decoded =
-        otlp::decode_logs(&bytes, format).map_err(|e| decode_failed(&state, e, format))?;
-    drop(bytes);
-    state
-        .counters
-        .logs_rejected
-        .fetch_add(decoded.rejected, std::sync::atomic::Ordering::Relaxed);
-    state.writer.write(Payload::Logs(decoded.items)).await?;
-    Ok(otlp_answer(
-        format,
-        otlp::logs_response(decoded.rejected, decoded.first_error.as_deref(), format),
-    ))
+    let signal = OtlpSignal {
+        decode: otlp::decode_logs,
+        rejected: |c| &c.logs_rejected,
+        payload: Payload::Logs,
+        respond: otlp::logs_response,
+    };
+    otlp_export(state, headers, body, signal).await
 }
 
 /// `POST /v1/metrics`: OTLP metrics, protobuf or JSON, optionally gzip.
@@ -111,20 +136,13 @@ pub async fn otlp_metrics(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
-    let format = otlp_format(&state, &headers)?;
-    let bytes = read_body(&state, &headers, body, Encoding::Identity, Some(format)).await?;
-    let decoded =
-        otlp::decode_metrics(&bytes, format).map_err(|e| decode_failed(&state, e, format))?;
-    drop(bytes);
-    state
-        .counters
-        .samples_rejected
-        .fetch_add(decoded.rejected, std::sync::atomic::Ordering::Relaxed);
-    state.writer.write(Payload::Samples(decoded.items)).await?;
-    Ok(otlp_answer(
-        format,
-        otlp::metrics_response(decoded.rejected, decoded.first_error.as_deref(), format),
-    ))
+    let signal = OtlpSignal {
+        decode: otlp::decode_metrics,
+        rejected: |c| &c.samples_rejected,
+        payload: Payload::Samples,
+        respond: otlp::metrics_response,
+    };
+    otlp_export(state, headers, body, signal).await
 }
 
 /// `POST /ingest/logs`: JSON lines. Answers `{"accepted", "rejected", "first_error"}`;
