@@ -228,24 +228,7 @@ impl Store for PostgresStore {
             "SELECT id, ts, service, level, body, attributes FROM logs WHERE id > $1 ORDER BY id LIMIT $2",
             &[&after, &i64_of(limit as u64)],
         )?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let attributes: Option<String> = r.get(5);
-            out.push(StoredLog {
-                id: r.get(0),
-                record: LogRecord {
-                    timestamp_ms: Some(r.get(1)),
-                    service: r.get(2),
-                    level: level_of(r.get(3)),
-                    body: r.get(4),
-                    attributes: match attributes {
-                        Some(a) => serde_json::from_str(&a)?,
-                        None => Default::default(),
-                    },
-                },
-            });
-        }
-        Ok(out)
+        rows.iter().map(stored_log).collect()
     }
 
     fn intern(&self, keys: &[&SeriesKey]) -> Result<Vec<SeriesId>, StoreError> {
@@ -416,24 +399,7 @@ impl Store for PostgresStore {
              ORDER BY id DESC LIMIT $6",
             &[&q, &service, &level, &query.from, &query.to, &limit],
         )?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let attributes: Option<String> = r.get(5);
-            out.push(StoredLog {
-                id: r.get(0),
-                record: LogRecord {
-                    timestamp_ms: Some(r.get(1)),
-                    service: r.get(2),
-                    level: level_of(r.get(3)),
-                    body: r.get(4),
-                    attributes: match attributes {
-                        Some(a) => serde_json::from_str(&a)?,
-                        None => Default::default(),
-                    },
-                },
-            });
-        }
-        Ok(out)
+        rows.iter().map(stored_log).collect()
     }
 
     fn series(
@@ -645,5 +611,23 @@ fn template_row(r: &postgres::Row) -> Result<TemplateRow, StoreError> {
         services: serde_json::from_str(&services)?,
         first_seen_ms: r.get(6),
         last_seen_ms: r.get(7),
+    })
+}
+
+/// A row of `SELECT id, ts, service, level, body, attributes FROM logs`.
+fn stored_log(r: &postgres::Row) -> Result<StoredLog, StoreError> {
+    let attributes: Option<String> = r.get(5);
+    Ok(StoredLog {
+        id: r.get(0),
+        record: LogRecord {
+            timestamp_ms: Some(r.get(1)),
+            service: r.get(2),
+            level: level_of(r.get(3)),
+            body: r.get(4),
+            attributes: match attributes {
+                Some(a) => serde_json::from_str(&a)?,
+                None => Default::default(),
+            },
+        },
     })
 }
