@@ -11,6 +11,9 @@ use serde_json::Value;
 use steward_watch::pipeline::PipelineConfig;
 use steward_watch::{Service, WatchOptions};
 
+mod support;
+use support::get;
+
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Loads a page; returns its DOM and the browser's log lines about the page.
@@ -43,22 +46,6 @@ fn browse(url: &str, screenshot: &Path) -> (String, Vec<String>) {
         .map(str::to_string)
         .collect();
     (String::from_utf8_lossy(&out.stdout).into_owned(), console)
-}
-
-async fn get(service: &Service, path: &str) -> Value {
-    let state = service.state().unwrap().clone();
-    let response = tower::ServiceExt::oneshot(
-        steward_watch::http::router(state),
-        axum::http::Request::get(path)
-            .body(axum::body::Body::empty())
-            .unwrap(),
-    )
-    .await
-    .unwrap();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    serde_json::from_slice(&body).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,21 +13,8 @@ use steward_watch::pipeline::PipelineConfig;
 use steward_watch::{Service, WatchOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn get(service: &Service, path: &str) -> Value {
-    let state = service.state().unwrap().clone();
-    let response = tower::ServiceExt::oneshot(
-        steward_watch::http::router(state),
-        axum::http::Request::get(path)
-            .body(axum::body::Body::empty())
-            .unwrap(),
-    )
-    .await
-    .unwrap();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    serde_json::from_slice(&body).unwrap()
-}
+mod support;
+use support::get;
 
 /// A webhook receiver: answers 503 to its first request (so the sender must retry),
 /// 200 after, and keeps every body.
