@@ -157,6 +157,13 @@ pub enum ConfigError {
         /// What is wrong, with the key's name.
         message: String,
     },
+    /// The layers merged into something that is not a valid configuration. Each layer is
+    /// checked on its own first, so this only reports what serde says of the whole.
+    #[error("invalid configuration: {message}")]
+    Merged {
+        /// What serde reported.
+        message: String,
+    },
     /// An environment variable or flag names no known key, or holds a bad value.
     #[error("{origin}: {message}")]
     Override {
@@ -280,8 +287,7 @@ pub fn load(inputs: &ConfigInputs) -> Result<LoadedConfig, ConfigError> {
 
     let config: Config = toml::Value::Table(table)
         .try_into()
-        .map_err(|e: toml::de::Error| ConfigError::Override {
-            origin: Source::Default,
+        .map_err(|e: toml::de::Error| ConfigError::Merged {
             message: e.message().to_string(),
         })?;
     Ok(LoadedConfig {
