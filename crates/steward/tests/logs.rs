@@ -43,17 +43,11 @@ fn json_lines(stdout: &[u8]) -> Vec<Value> {
 fn parse_prints_templates_by_count_with_a_sample() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = write_log(&dir, "app.log", LOG);
-    let out = steward(&dir)
-        .args(["logs", "parse", "--format", FORMAT])
-        .arg(&log)
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = success_stdout(
+        steward(&dir)
+            .args(["logs", "parse", "--format", FORMAT])
+            .arg(&log),
     );
-    let text = String::from_utf8(out.stdout).expect("utf-8");
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("id"), "{text}");
     assert!(lines[1].contains("job <*> finished in <*> ms"), "{text}");
@@ -116,17 +110,7 @@ fn parse_csv_and_format_from_config() {
         format!("[logs]\nformat = \"{FORMAT}\"\n"),
     )
     .expect("config");
-    let out = steward(&dir)
-        .args(["logs", "parse", "--csv"])
-        .arg(&log)
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let text = success_stdout(steward(&dir).args(["logs", "parse", "--csv"]).arg(&log));
     let mut rdr = csv::Reader::from_reader(text.as_bytes());
     let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.expect("csv row")).collect();
     assert_eq!(rows.len(), 3);
@@ -268,4 +252,15 @@ fn bench_on_an_empty_directory_is_an_input_error() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// Runs the command, asserts it succeeded (showing its stderr if not) and returns stdout.
+fn success_stdout(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
 }
