@@ -28,21 +28,76 @@ pub(crate) const WILDCARD: &str = "<*>";
 const OPENERS: &[u8] = b"([{<\"'";
 const CLOSERS: &[u8] = b")]}>\"',;:.!?";
 
-/// Masks `token` into `out` (cleared first) and says what it found.
+/// Bits of [`BYTE_CLASS`]: what a byte can make of a token. ASCII whitespace, where
+/// tokens end (`split_ascii_whitespace`'s set).
+pub(crate) const SPACE: u16 = 1 << 0;
+const DIGIT: u16 = 1 << 1;
+const SLASH: u16 = 1 << 2;
+const BACKSLASH: u16 = 1 << 3;
+const DOT: u16 = 1 << 4;
+const EQUALS: u16 = 1 << 5;
+const COLON: u16 = 1 << 6;
+const DASH: u16 = 1 << 7;
+/// Anything but a digit and the separators of numeric values (`/ : . - , +`).
+const OTHER: u16 = 1 << 8;
+/// A digit, `/`, `\`, `.` or `=`: a token without any is a word and skips masking.
+pub(crate) const VALUE_HINT: u16 = DIGIT | SLASH | BACKSLASH | DOT | EQUALS;
+
+/// The class bits of every byte, so that a token's ends and the checks that can apply
+/// to it are found with one table lookup per byte.
+pub(crate) static BYTE_CLASS: [u16; 256] = {
+    let mut table = [0u16; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = match c {
+            b' ' | b'\t' | b'\n' | b'\x0C' | b'\r' => SPACE | OTHER,
+            b'0'..=b'9' => DIGIT,
+            b'/' => SLASH,
+            b'\\' => BACKSLASH | OTHER,
+            b'.' => DOT,
+            b'=' => EQUALS | OTHER,
+            b':' => COLON,
+            b'-' => DASH,
+            b',' | b'+' => 0,
+            _ => OTHER,
+        };
+        b += 1;
+    }
+    table
+};
+
+/// The union of the class bits of a text's bytes.
+#[inline]
+pub(crate) fn classes(b: &[u8]) -> u16 {
+    b.iter().fold(0, |acc, &c| acc | BYTE_CLASS[usize::from(c)])
+}
+
+/// Masks `token` into `out` (cleared first) and says what it found. (The miner's
+/// tokenizer does the word check itself and calls [`mask_value_token`].)
+#[cfg(test)]
 pub(crate) fn mask_token(token: &str, out: &mut String) -> VarKind {
     out.clear();
-    let bytes = token.as_bytes();
     // Fast path: a token with no digit, no slash and no special word is a word.
-    if !bytes
-        .iter()
-        .any(|b| b.is_ascii_digit() || matches!(b, b'/' | b'\\' | b'.' | b'='))
-    {
+    if classes(token.as_bytes()) & VALUE_HINT == 0 {
         if is_boolean(token) {
             out.push_str(WILDCARD);
             return VarKind::Strong;
         }
         out.push_str(token);
         return VarKind::None;
+    }
+    mask_value_token(token, out)
+}
+
+/// Masks a token that has a digit, `/`, `\`, `.` or `=` (the caller has checked),
+/// appending to `out`.
+pub(crate) fn mask_value_token(token: &str, out: &mut String) -> VarKind {
+    let bytes = token.as_bytes();
+    // The most common value of all, a plain number, skips every pattern below.
+    if !bytes.is_empty() && bytes.iter().all(u8::is_ascii_digit) {
+        out.push_str(WILDCARD);
+        return VarKind::Strong;
     }
     // Peel brackets and trailing punctuation so that `(10.0.0.1)` or `1.5s,` are
     // judged by their core and keep their punctuation.
@@ -56,7 +111,7 @@ pub(crate) fn mask_token(token: &str, out: &mut String) -> VarKind {
     }
     let mut core = &token[start..end];
     // A path takes a trailing dot with it (`/a/job.jar.`), as Loghub's rules read it.
-    if is_path(core) {
+    if may_be_path(core.as_bytes()) && is_path(core) {
         while end < bytes.len() && bytes[end] == b'.' {
             end += 1;
         }
@@ -68,14 +123,16 @@ pub(crate) fn mask_token(token: &str, out: &mut String) -> VarKind {
         out.push_str(&token[end..]);
         return VarKind::Strong;
     }
-    if let Some(kind) = mask_key_value(token, out) {
-        return kind;
+    if bytes.contains(&b'=') {
+        if let Some(kind) = mask_key_value(token, out) {
+            return kind;
+        }
     }
     mask_segments(token, out)
 }
 
 /// `key=value`: the key stays, the value is masked. A value without digits is a weak
-/// variable (`tty=ssh` stays as written while it does not vary).
+/// variable (`tty=ssh` stays as written while it does not vary). Appends to `out`.
 fn mask_key_value(token: &str, out: &mut String) -> Option<VarKind> {
     let eq = token.find('=')?;
     let key = &token[..eq];
@@ -94,34 +151,32 @@ fn mask_key_value(token: &str, out: &mut String) -> Option<VarKind> {
     if trimmed.is_empty() {
         return None;
     }
-    let mut inner = String::new();
-    let kind = mask_token(trimmed, &mut inner).max(VarKind::Weak);
-    out.clear();
     out.push_str(key);
     out.push('=');
+    // The value is masked in place, after the key, so no buffer is allocated for it.
+    let value_start = out.len();
+    let kind = if classes(trimmed.as_bytes()) & VALUE_HINT != 0 {
+        mask_value_token(trimmed, out)
+    } else if is_boolean(trimmed) {
+        out.push_str(WILDCARD);
+        VarKind::Strong
+    } else {
+        out.push_str(trimmed);
+        VarKind::None
+    }
+    .max(VarKind::Weak);
     // A value is one variable, however it masked (`rhost=<*>` for any host), unless
     // it has structure of its own (`headroom=<memory:<*>, vCores:<*>>`).
-    if trimmed.starts_with(['<', '[', '(', '{']) && inner.contains(WILDCARD) {
-        out.push_str(&inner);
-    } else {
+    if !(trimmed.starts_with(['<', '[', '(', '{']) && out[value_start..].contains(WILDCARD)) {
+        out.truncate(value_start);
         out.push_str(WILDCARD);
     }
     out.push_str(&value[trimmed.len()..]);
     Some(kind)
 }
 
-/// A token that [`mask_token`] would keep as it is: no digit, no path or key=value
-/// character, not a boolean.
-#[inline]
-pub(crate) fn is_plain_word(token: &str) -> bool {
-    !token
-        .bytes()
-        .any(|b| b.is_ascii_digit() || matches!(b, b'/' | b'\\' | b'.' | b'='))
-        && !is_boolean(token)
-}
-
 /// True, false and friends are values (Loghub's correction rules mask them too).
-fn is_boolean(token: &str) -> bool {
+pub(crate) fn is_boolean(token: &str) -> bool {
     token.eq_ignore_ascii_case("true") || token.eq_ignore_ascii_case("false")
 }
 
@@ -130,19 +185,16 @@ fn is_boolean(token: &str) -> bool {
 fn is_whole_value(core: &str) -> bool {
     let b = core.as_bytes();
     // One pass to learn which checks can apply: this runs for every token with a digit.
-    let (mut digit, mut slash, mut colon, mut dot, mut dash, mut other) =
-        (false, false, false, false, false, false);
-    for &c in b {
-        match c {
-            b'0'..=b'9' => digit = true,
-            b'/' => slash = true,
-            b':' => colon = true,
-            b'.' => dot = true,
-            b'-' => dash = true,
-            b',' | b'+' => {}
-            _ => other = true,
-        }
-    }
+    let class = classes(b);
+    let has = |bit: u16| class & bit != 0;
+    let (digit, slash, colon, dot, dash, other) = (
+        has(DIGIT),
+        has(SLASH),
+        has(COLON),
+        has(DOT),
+        has(DASH),
+        has(OTHER),
+    );
     if digit && !other {
         // Dates, times, versions, ranges, IPs: digits joined by separators only.
         return true;
@@ -195,15 +247,29 @@ fn is_hostname(b: &[u8]) -> bool {
         "lan",
         "localdomain",
     ];
-    let Ok(s) = std::str::from_utf8(b) else {
-        return false;
-    };
-    let labels: Vec<&str> = s.split('.').collect();
-    labels.len() >= 3
-        && labels
-            .iter()
-            .all(|l| !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'))
-        && labels.last().is_some_and(|tld| TLDS.contains(tld))
+    // Labels are checked as they are split, with no list built: this runs for every
+    // dotted token.
+    let mut labels = 0;
+    let mut last: &[u8] = &[];
+    for label in b.split(|c| *c == b'.') {
+        if label.is_empty()
+            || !label
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        {
+            return false;
+        }
+        labels += 1;
+        last = label;
+    }
+    labels >= 3 && TLDS.iter().any(|tld| tld.as_bytes() == last)
+}
+
+/// Whether `core` can start a path at all (`/`, `./`, `../`, `~/`, `C:\`): a first-byte
+/// check before [`is_path`].
+#[inline]
+fn may_be_path(b: &[u8]) -> bool {
+    matches!(b.first(), Some(b'/' | b'.' | b'~')) || b.get(1) == Some(&b':')
 }
 
 fn is_path(core: &str) -> bool {
@@ -368,7 +434,9 @@ fn is_word_byte(c: u8) -> bool {
 
 /// Masks the identifier runs of a token one by one, keeping the punctuation between
 /// them; an embedded path (`chdir(/a/b)`, `file=/a/b`) is one value.
+/// Appends to `out`.
 fn mask_segments(token: &str, out: &mut String) -> VarKind {
+    let base = out.len();
     let b = token.as_bytes();
     let mut kind = VarKind::None;
     let mut i = 0;
@@ -384,7 +452,7 @@ fn mask_segments(token: &str, out: &mut String) -> VarKind {
             while j < b.len() && !matches!(b[j], b')' | b']' | b'"' | b'\'' | b',' | b';') {
                 j += 1;
             }
-            push_wildcard(out);
+            push_wildcard(out, base);
             kind = VarKind::Strong;
             i = j;
             continue;
@@ -395,7 +463,7 @@ fn mask_segments(token: &str, out: &mut String) -> VarKind {
             && b.len() >= i + 36
             && is_uuid(&b[i..i + 36])
         {
-            push_wildcard(out);
+            push_wildcard(out, base);
             kind = VarKind::Strong;
             i += 36;
             continue;
@@ -435,7 +503,7 @@ fn mask_segments(token: &str, out: &mut String) -> VarKind {
             let run_kind = classify_run(run.as_bytes());
             match run_kind {
                 VarKind::None => out.push_str(run),
-                _ => push_wildcard(out),
+                _ => push_wildcard(out, base),
             }
             kind = kind.max(run_kind);
         } else {
@@ -447,25 +515,39 @@ fn mask_segments(token: &str, out: &mut String) -> VarKind {
     }
     // A token that is only values and joining punctuation is one value: `<*>:<*>`
     // (an address and port), `<*>-<*>-<*>` (a date), `<*>.<*>` (a version).
-    if kind != VarKind::None
-        && out.starts_with(WILDCARD)
-        && out.ends_with(WILDCARD)
-        && out.replace(WILDCARD, "").bytes().all(|c| {
-            matches!(
-                c,
-                b'.' | b':' | b'-' | b'/' | b'@' | b'#' | b'+' | b'_' | b','
-            )
-        })
-    {
-        out.clear();
+    if kind != VarKind::None && only_values_and_joiners(&out[base..]) {
+        out.truncate(base);
         out.push_str(WILDCARD);
     }
     kind
 }
 
-/// Appends `<*>` unless the output already ends with one (adjacent values are one).
-fn push_wildcard(out: &mut String) {
-    if !out.ends_with(WILDCARD) {
+/// Whether masked text starts and ends with `<*>` and has only joining punctuation
+/// between its `<*>`s.
+fn only_values_and_joiners(masked: &str) -> bool {
+    if !masked.starts_with(WILDCARD) || !masked.ends_with(WILDCARD) {
+        return false;
+    }
+    let mut rest = masked.as_bytes();
+    while let Some(&c) = rest.first() {
+        if let Some(after) = rest.strip_prefix(WILDCARD.as_bytes()) {
+            rest = after;
+        } else if matches!(
+            c,
+            b'.' | b':' | b'-' | b'/' | b'@' | b'#' | b'+' | b'_' | b','
+        ) {
+            rest = &rest[1..];
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// Appends `<*>` unless the output (from `base`) already ends with one: adjacent
+/// values are one.
+fn push_wildcard(out: &mut String, base: usize) {
+    if !out[base..].ends_with(WILDCARD) {
         out.push_str(WILDCARD);
     }
 }
@@ -506,12 +588,23 @@ pub(crate) fn is_date_word(token: &str) -> bool {
     ];
     let b = token.as_bytes();
     // Cheap rejections first: this runs for every word next to a number.
-    if b.len() < 3 || b.len() > 10 || !b[0].is_ascii_alphabetic() {
+    if b.len() < 3
+        || b.len() > 10
+        || !matches!(
+            b[0] | 0x20,
+            b'j' | b'f' | b'm' | b'a' | b's' | b'o' | b'n' | b'd' | b't' | b'w'
+        )
+    {
         return false;
     }
-    let t = token.trim_matches(|c: char| !c.is_ascii_alphabetic());
-    let tb = t.as_bytes();
-    if tb.len() < 3 || !t.is_ascii() {
+    // The first byte is a letter, so only the end is trimmed (`Sunday,`); byte by byte,
+    // as a non-ASCII byte is never an ASCII letter.
+    let last = b
+        .iter()
+        .rposition(u8::is_ascii_alphabetic)
+        .map_or(0, |i| i + 1);
+    let tb = &b[..last];
+    if tb.len() < 3 || !tb.is_ascii() {
         return false;
     }
     let head = [
@@ -519,10 +612,10 @@ pub(crate) fn is_date_word(token: &str) -> bool {
         tb[1].to_ascii_lowercase(),
         tb[2].to_ascii_lowercase(),
     ];
-    WORDS.iter().any(|w| **w == head) && (tb.len() == 3 || is_full_date_word(t))
+    WORDS.iter().any(|w| **w == head) && (tb.len() == 3 || is_full_date_word(tb))
 }
 
-fn is_full_date_word(t: &str) -> bool {
+fn is_full_date_word(t: &[u8]) -> bool {
     const FULL: &[&str] = &[
         "january",
         "february",
@@ -543,7 +636,7 @@ fn is_full_date_word(t: &str) -> bool {
         "saturday",
         "sunday",
     ];
-    FULL.iter().any(|w| t.eq_ignore_ascii_case(w))
+    FULL.iter().any(|w| t.eq_ignore_ascii_case(w.as_bytes()))
 }
 
 #[cfg(test)]

@@ -81,11 +81,12 @@ pub enum MatchKind {
 
 /// The template a line belongs to and the line's values for its variables.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Match {
+pub struct Match<'a> {
     /// The template's id.
     pub template_id: TemplateId,
-    /// The line's tokens where the template has a variable, in order.
-    pub params: Vec<String>,
+    /// The line's tokens where the template has a variable, in order: slices of the
+    /// added line, so that no value is copied.
+    pub params: Vec<&'a str>,
     /// New, existing or generalised.
     pub kind: MatchKind,
 }
@@ -265,7 +266,8 @@ pub struct TemplateMiner {
     pub(crate) interner: Interner,
     pub(crate) templates: FxHashMap<u64, State>,
     pub(crate) buckets: FxHashMap<(u32, u32), Vec<u64>>,
-    exact: FxHashMap<u64, u64>,
+    /// Line signatures seen before: key hash to (template id, check hash).
+    exact: FxHashMap<u64, (u64, u64)>,
     pub(crate) aliases: FxHashMap<u64, u64>,
     pub(crate) changes: VecDeque<TemplateChange>,
     pub(crate) next_id: u64,
@@ -279,10 +281,20 @@ pub struct TemplateMiner {
     buffer: Vec<LineToken<'static>>,
     /// The masked text of the current line's tokens, end to end.
     masked: String,
-    scratch: String,
 }
 
 const EXACT_CACHE_MAX: usize = 1 << 20;
+
+/// The seed of the check hash of [`Signature`] (any fixed value: snapshots do not carry
+/// the cache).
+const SIGNATURE_SEED: u64 = 0x2545_f491_4f6c_dd1d;
+
+/// A line's signature: see [`TemplateMiner::signature`].
+#[derive(Debug, Clone, Copy)]
+struct Signature {
+    key: u64,
+    check: u64,
+}
 
 impl TemplateMiner {
     /// A miner with no templates.
@@ -304,7 +316,6 @@ impl TemplateMiner {
             clock: 0,
             evicted: 0,
             variants: FxHashMap::default(),
-            scratch: String::new(),
         }
     }
 
@@ -324,7 +335,7 @@ impl TemplateMiner {
     // `filter_map(|_| None)` on an empty vector changes the element's lifetime and
     // keeps the allocation; `filter` could not change the type.
     #[allow(clippy::unnecessary_filter_map)]
-    pub fn add(&mut self, content: &str) -> Match {
+    pub fn add<'a>(&mut self, content: &'a str) -> Match<'a> {
         self.clock += 1;
         // The token buffer's allocation is reused from line to line (it is empty
         // between lines, so moving it across lifetimes moves no token).
@@ -340,12 +351,17 @@ impl TemplateMiner {
         m
     }
 
-    fn add_tokens(&mut self, content: &str, tokens: &mut [LineToken<'_>]) -> Match {
+    fn add_tokens<'a>(&mut self, content: &'a str, tokens: &mut [LineToken<'a>]) -> Match<'a> {
         let signature = self.signature(tokens);
-        if let Some(&id) = self.exact.get(&signature) {
-            if let Some(state) = self.templates.get(&id) {
-                if self.fits_text(&state.slots, tokens) && !weak_differs(&state.slots, tokens) {
-                    return self.take(id, tokens, content, None);
+        if let Some(&(id, check)) = self.exact.get(&signature.key) {
+            // A line with these token texts joined this template, and templates only
+            // widen, so the template takes the line: the second, independent hash stands
+            // in for comparing the texts token by token.
+            if check == signature.check {
+                if let Some(state) = self.templates.get(&id) {
+                    if !weak_differs(&state.slots, tokens) {
+                        return self.take(id, tokens, content, None);
+                    }
                 }
             }
         }
@@ -364,7 +380,7 @@ impl TemplateMiner {
                 };
             }
         }
-        let tokens: &[LineToken<'_>] = tokens;
+        let tokens: &[LineToken<'a>] = tokens;
         let bucket = bucket_of(tokens);
         let best = self.best_candidate(bucket, tokens);
         let id = match best {
@@ -445,28 +461,46 @@ impl TemplateMiner {
         mut tokens: Vec<LineToken<'a>>,
     ) -> Vec<LineToken<'a>> {
         let max = self.config.max_tokens.max(1);
-        let base = content.as_ptr() as usize;
-        for raw in content.split_ascii_whitespace() {
+        let bytes = content.as_bytes();
+        let mut i = 0;
+        // One pass over the bytes finds each token's end and whether it may hold a
+        // value (a digit, `/`, `\`, `.`, `=`); only those tokens go to the masker.
+        while i < bytes.len() {
+            if mask::BYTE_CLASS[usize::from(bytes[i])] & mask::SPACE != 0 {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            let mut hints = 0u16;
+            while i < bytes.len() {
+                let class = mask::BYTE_CLASS[usize::from(bytes[i])];
+                if class & mask::SPACE != 0 {
+                    break;
+                }
+                hints |= class;
+                i += 1;
+            }
             let raw = if tokens.len() + 1 == max {
                 // Fold the tail into one last token, so a huge line stays bounded.
-                let offset = raw.as_ptr() as usize - base;
-                content[offset..].trim_end()
+                let tail = content[start..].trim_end();
+                hints = mask::classes(tail.as_bytes());
+                tail
             } else {
-                raw
+                &content[start..i]
             };
-            // Most tokens are plain words: tell them apart without masking.
-            let kind = if mask::is_plain_word(raw) {
-                VarKind::None
+            let masked_start = u32::try_from(self.masked.len()).unwrap_or(u32::MAX);
+            let (kind, (start, end)) = if hints & mask::VALUE_HINT != 0 {
+                // Masked straight into the line's buffer of masked texts.
+                let kind = mask::mask_value_token(raw, &mut self.masked);
+                let end = u32::try_from(self.masked.len()).unwrap_or(u32::MAX);
+                (kind, (masked_start, end))
+            } else if mask::is_boolean(raw) {
+                self.masked.push_str(WILDCARD);
+                let end = u32::try_from(self.masked.len()).unwrap_or(u32::MAX);
+                (VarKind::Strong, (masked_start, end))
             } else {
-                mask::mask_token(raw, &mut self.scratch)
-            };
-            // A word masks to itself: its text is `raw`, with no copy.
-            let (start, end) = if kind == VarKind::None {
-                (SAME_AS_RAW, 0)
-            } else {
-                let start = u32::try_from(self.masked.len()).unwrap_or(u32::MAX);
-                self.masked.push_str(&self.scratch);
-                (start, u32::try_from(self.masked.len()).unwrap_or(u32::MAX))
+                // A word masks to itself: its text is `raw`, with no copy.
+                (VarKind::None, (SAME_AS_RAW, 0))
             };
             tokens.push(LineToken {
                 raw,
@@ -510,8 +544,10 @@ impl TemplateMiner {
             }
         }
         // Month and weekday names next to numbers are parts of a timestamp.
-        // Two passes, so that `Sun Jul 24` masks `Sun` through `Jul`.
+        // Two passes, so that `Sun Jul 24` masks `Sun` through `Jul` (the second only
+        // when the first masked something).
         for _ in 0..2 {
+            let mut masked_any = false;
             for i in 0..tokens.len() {
                 if tokens[i].kind == VarKind::None {
                     let near_number = (i > 0 && tokens[i - 1].kind == VarKind::Strong)
@@ -520,8 +556,12 @@ impl TemplateMiner {
                         tokens[i].kind = VarKind::Strong;
                         tokens[i].tok = wildcard;
                         tokens[i].class = wildcard;
+                        masked_any = true;
                     }
                 }
+            }
+            if !masked_any {
+                break;
             }
         }
         tokens
@@ -552,34 +592,26 @@ impl TemplateMiner {
         }
     }
 
-    /// A hash of the line's token texts: the key of the exact-signature cache.
-    fn signature(&self, tokens: &[LineToken<'_>]) -> u64 {
-        use std::hash::Hasher;
-        let mut h = crate::fxhash::FxHasher::default();
-        h.write_usize(tokens.len());
+    /// Two independent hashes of the line's token texts (Fx and foldhash, 128 bits in
+    /// all): the key of the exact-signature cache and the check that stands in for
+    /// comparing texts. A false match needs both to collide at once.
+    fn signature(&self, tokens: &[LineToken<'_>]) -> Signature {
+        use std::hash::{BuildHasher, Hasher};
+        let mut key = crate::fxhash::FxHasher::default();
+        let mut check = foldhash::fast::FixedState::with_seed(SIGNATURE_SEED).build_hasher();
+        key.write_usize(tokens.len());
+        check.write_usize(tokens.len());
         for t in tokens {
-            h.write(self.tok_text(t).as_bytes());
-            h.write_u8(0xff);
+            let text = self.tok_text(t).as_bytes();
+            key.write(text);
+            key.write_u8(0xff);
+            check.write(text);
+            check.write_u8(0xff);
         }
-        h.finish()
-    }
-
-    /// Whether a template takes the line as it is, comparing text (no interning).
-    fn fits_text(&self, slots: &[Slot], tokens: &[LineToken<'_>]) -> bool {
-        slots.len() == tokens.len()
-            && slots.iter().zip(tokens).all(|(s, t)| {
-                if s.tok == WILD {
-                    return true;
-                }
-                let slot_text = self.interner.get(s.tok);
-                slot_text == self.tok_text(t)
-                    || slot_text == self.class_text(t)
-                    || s.shape.as_ref().is_some_and(|(p, q)| {
-                        t.raw.len() >= p.len() + q.len()
-                            && t.raw.starts_with(&**p)
-                            && t.raw.ends_with(&**q)
-                    })
-            })
+        Signature {
+            key: key.finish(),
+            check: check.finish(),
+        }
     }
 
     fn best_candidate(&mut self, bucket: (u32, u32), tokens: &[LineToken<'_>]) -> Option<u64> {
@@ -802,13 +834,13 @@ impl TemplateMiner {
         }
     }
 
-    fn take(
+    fn take<'a>(
         &mut self,
         id: u64,
-        tokens: &[LineToken<'_>],
+        tokens: &[LineToken<'a>],
         _content: &str,
         previous: Option<String>,
-    ) -> Match {
+    ) -> Match<'a> {
         let clock = self.clock;
         let Some(state) = self.templates.get_mut(&id) else {
             return Match {
@@ -860,11 +892,11 @@ impl TemplateMiner {
         id
     }
 
-    fn cache(&mut self, signature: u64, id: u64) {
+    fn cache(&mut self, signature: Signature, id: u64) {
         if self.exact.len() >= EXACT_CACHE_MAX {
             self.exact.clear();
         }
-        self.exact.insert(signature, id);
+        self.exact.insert(signature.key, (id, signature.check));
     }
 
     fn record(&mut self, change: TemplateChange) {
@@ -909,7 +941,8 @@ impl TemplateMiner {
         }
         self.aliases
             .retain(|_, target| self.templates.contains_key(target));
-        self.exact.retain(|_, id| self.templates.contains_key(id));
+        self.exact
+            .retain(|_, (id, _)| self.templates.contains_key(id));
     }
 }
 
@@ -988,7 +1021,7 @@ fn weak_differs(slots: &[Slot], tokens: &[LineToken<'_>]) -> bool {
         .any(|(s, t)| s.raw.as_deref().is_some_and(|r| r != t.raw))
 }
 
-fn params_of(slots: Option<&[Slot]>, tokens: &[LineToken<'_>]) -> Vec<String> {
+fn params_of<'a>(slots: Option<&[Slot]>, tokens: &[LineToken<'a>]) -> Vec<&'a str> {
     let Some(slots) = slots else {
         return Vec::new();
     };
@@ -996,7 +1029,7 @@ fn params_of(slots: Option<&[Slot]>, tokens: &[LineToken<'_>]) -> Vec<String> {
         .iter()
         .zip(tokens)
         .filter(|(s, _)| s.is_param())
-        .map(|(_, t)| t.raw.to_string())
+        .map(|(_, t)| t.raw)
         .collect()
 }
 
