@@ -61,6 +61,9 @@ pub struct DetectConfig {
     pub threshold: f64,
     /// How far ahead a resource may run out before steward warns, e.g. `7d`, `12h`.
     pub horizon: String,
+    /// Whether `steward up` runs the detectors and forecasts on every series. Off
+    /// (`STEWARD_DETECT_ENABLED=false`), it only stores and serves them.
+    pub enabled: bool,
 }
 
 impl Default for DetectConfig {
@@ -68,6 +71,7 @@ impl Default for DetectConfig {
         DetectConfig {
             threshold: 0.5,
             horizon: "7d".into(),
+            enabled: true,
         }
     }
 }

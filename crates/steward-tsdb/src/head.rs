@@ -155,6 +155,15 @@ impl Head {
         self.samples
     }
 
+    /// Samples in open chunks now (a pass over every series).
+    pub fn open_samples(&self) -> u64 {
+        self.series
+            .iter()
+            .filter_map(|s| s.open.as_ref())
+            .map(|c| c.len() as u64)
+            .sum()
+    }
+
     /// Appends a batch. `segment` is the log segment the batch was written to.
     pub fn append(&mut self, rows: &[Row], segment: u32) -> AppendOutcome {
         let mut out = AppendOutcome::default();

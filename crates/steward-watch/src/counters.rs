@@ -35,9 +35,11 @@ impl RejectReason {
     }
 }
 
-/// Upper bounds, in seconds, of the detector latency histogram's buckets.
-const LATENCY_BUCKETS: [f64; 10] = [
-    0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 1.0,
+/// Upper bounds, in seconds, of the detector latency histogram's buckets (sample
+/// acknowledged to sample scored: queueing in the pipeline included).
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
 ];
 
 /// The counters. One instance lives for the whole process, shared by `Arc`.
@@ -54,6 +56,14 @@ pub struct Counters {
     /// Records or samples that were acknowledged but did not reach the pipeline. Must
     /// stay 0: the pipeline applies backpressure instead.
     pub dropped: AtomicU64,
+    /// Ingest requests refused with 503 because the writer's queue was full.
+    pub refused: AtomicU64,
+    /// Series whose detector state is in memory.
+    pub detector_series: AtomicU64,
+    /// Detector states evicted to the store (series gone quiet).
+    pub detector_evicted: AtomicU64,
+    /// Detector states restored from the store.
+    pub detector_restored: AtomicU64,
     requests_rejected: [AtomicU64; 3],
     /// Batches waiting for the store writer.
     pub write_queue: AtomicU64,
@@ -94,15 +104,47 @@ impl Counters {
             .map_or(0, |i| self.requests_rejected[i].load(Ordering::Relaxed))
     }
 
-    /// Records how long one detector update took, from sample in to anomaly score.
+    /// Records the detector latency of one sample, from acknowledged to scored.
     pub fn observe_detector_latency(&self, elapsed: std::time::Duration) {
+        self.observe_detector_latency_n(elapsed, 1);
+    }
+
+    /// Records the same detector latency for `n` samples (a series' batch).
+    pub fn observe_detector_latency_n(&self, elapsed: std::time::Duration, n: u64) {
+        if n == 0 {
+            return;
+        }
         let secs = elapsed.as_secs_f64();
         if let Some(i) = LATENCY_BUCKETS.iter().position(|b| secs <= *b) {
-            self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+            self.latency_buckets[i].fetch_add(n, Ordering::Relaxed);
         }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_count.fetch_add(n, Ordering::Relaxed);
         let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        self.latency_sum_ns.fetch_add(ns, Ordering::Relaxed);
+        self.latency_sum_ns
+            .fetch_add(ns.saturating_mul(n), Ordering::Relaxed);
+    }
+
+    /// The detector latency at quantile `q` (0..1), in seconds: the upper bound of the
+    /// histogram bucket it falls in (`None` before any sample was scored).
+    pub fn detector_latency_quantile(&self, q: f64) -> Option<f64> {
+        let count = self.latency_count.load(Ordering::Relaxed);
+        if count == 0 {
+            return None;
+        }
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
+        let rank = ((count as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
+            seen += bucket.load(Ordering::Relaxed);
+            if seen >= rank {
+                return Some(*bound);
+            }
+        }
+        Some(f64::INFINITY)
     }
 
     /// The counters in Prometheus's text exposition format.
@@ -150,6 +192,27 @@ impl Counters {
             &[(String::new(), get(&self.dropped))],
         );
         metric(
+            "steward_refused_total",
+            "counter",
+            "Ingest requests refused with 503 and Retry-After because ingest was behind.",
+            &[(String::new(), get(&self.refused))],
+        );
+        metric(
+            "steward_detector_series",
+            "gauge",
+            "Series whose detector state is in memory.",
+            &[(String::new(), get(&self.detector_series))],
+        );
+        metric(
+            "steward_detector_states_total",
+            "counter",
+            "Detector states of quiet series moved to the store and back.",
+            &[
+                ("{op=\"evicted\"}".into(), get(&self.detector_evicted)),
+                ("{op=\"restored\"}".into(), get(&self.detector_restored)),
+            ],
+        );
+        metric(
             "steward_queue_depth",
             "gauge",
             "Batches waiting, by stage.",
@@ -191,7 +254,7 @@ impl Counters {
         );
         let _ = writeln!(
             out,
-            "# HELP steward_detector_latency_seconds Time from a sample entering a detector to its anomaly score.\n# TYPE steward_detector_latency_seconds histogram"
+            "# HELP steward_detector_latency_seconds Time from a sample being acknowledged to its anomaly score.\n# TYPE steward_detector_latency_seconds histogram"
         );
         let mut cumulative = 0;
         for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
@@ -207,6 +270,18 @@ impl Counters {
             "steward_detector_latency_seconds_bucket{{le=\"+Inf\"}} {count}\nsteward_detector_latency_seconds_sum {}\nsteward_detector_latency_seconds_count {count}",
             get(&self.latency_sum_ns) as f64 / 1e9
         );
+        let _ = writeln!(
+            out,
+            "# HELP steward_detector_latency_quantile_seconds Detector latency at p50 and p99 (upper bound of the histogram bucket).\n# TYPE steward_detector_latency_quantile_seconds gauge"
+        );
+        for q in [0.5, 0.99] {
+            if let Some(v) = self.detector_latency_quantile(q) {
+                let _ = writeln!(
+                    out,
+                    "steward_detector_latency_quantile_seconds{{quantile=\"{q}\"}} {v}"
+                );
+            }
+        }
         out
     }
 }

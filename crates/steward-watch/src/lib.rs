@@ -34,8 +34,15 @@ use crate::http::AppState;
 use crate::ingest::Limits;
 use crate::pipeline::{PipelineConfig, Shared};
 use crate::store::Store;
+use crate::store::metrics::MetricStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::writer::Writer;
+
+/// The directory, inside the data directory, of the metric head's write-ahead log.
+pub const TSDB_DIR: &str = "tsdb";
+
+/// Open chunks of series with no sample for this long are closed and stored.
+const IDLE_CLOSE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Everything `steward up` needs to start.
 #[derive(Debug, Clone)]
@@ -126,8 +133,23 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, WatchError> {
         })
 }
 
-/// Opens the store named by the options. Blocking: call it off the async threads.
-pub fn open_store(options: &WatchOptions) -> Result<Arc<dyn Store>, WatchError> {
+/// Opens the store named by the options and the metric head in front of it (its log
+/// in `<data dir>/tsdb`). Blocking: call it off the async threads.
+pub fn open_store(options: &WatchOptions) -> Result<Arc<MetricStore>, WatchError> {
+    let inner = open_inner_store(options)?;
+    let dir = options.data_dir.join(TSDB_DIR);
+    let (metrics, report) = MetricStore::open(inner, &dir, steward_tsdb::TsdbOptions::default())?;
+    if report.samples > 0 {
+        tracing::info!(
+            "time-series log: {} series, {} samples replayed",
+            report.series,
+            report.samples
+        );
+    }
+    Ok(Arc::new(metrics))
+}
+
+fn open_inner_store(options: &WatchOptions) -> Result<Arc<dyn Store>, WatchError> {
     match options.store.as_str() {
         url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             Ok(Arc::new(store::postgres::PostgresStore::open(url)?))
@@ -153,12 +175,13 @@ impl Service {
         for hook in &options.webhooks {
             hook.validate()?;
         }
-        let store = {
+        let metrics = {
             let options = options.clone();
             tokio::task::spawn_blocking(move || open_store(&options))
                 .await
                 .map_err(|e| WatchError::Thread(std::io::Error::other(e.to_string())))??
         };
+        let store: Arc<dyn Store> = Arc::clone(&metrics) as Arc<dyn Store>;
         let counters = Arc::new(Counters::default());
         let shared = Arc::new(Shared::default());
         let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -166,21 +189,29 @@ impl Service {
 
         // Starting the pipeline reads the store: off the async threads.
         let (pipeline_tx, pipeline_thread) = {
-            let (store, counters, shared) = (
-                Arc::clone(&store),
+            let (metrics, counters, shared) = (
+                Arc::clone(&metrics),
                 Arc::clone(&counters),
                 Arc::clone(&shared),
             );
             let config = options.pipeline.clone();
             tokio::task::spawn_blocking(move || {
-                pipeline::start(store, counters, shared, config, events)
+                pipeline::start(metrics, counters, shared, config, events)
             })
             .await
             .map_err(|e| WatchError::Thread(std::io::Error::other(e.to_string())))??
         };
-        let (writer, writer_thread) =
-            Writer::start(Arc::clone(&store), Some(pipeline_tx), Arc::clone(&counters))
+        let (persister_stop, persister_rx) = std::sync::mpsc::channel();
+        let persister_thread =
+            store::persister::start(Arc::clone(&metrics), persister_rx, IDLE_CLOSE)
                 .map_err(WatchError::Thread)?;
+        let (writer, writer_thread) = Writer::start(
+            Arc::clone(&metrics),
+            Some(pipeline_tx),
+            Arc::clone(&counters),
+            Some(persister_stop),
+        )
+        .map_err(WatchError::Thread)?;
         let state = AppState {
             store: Arc::clone(&store),
             writer,
@@ -245,7 +276,7 @@ impl Service {
             shutdown,
             servers,
             background,
-            threads: vec![writer_thread, pipeline_thread],
+            threads: vec![writer_thread, persister_thread, pipeline_thread],
         })
     }
 

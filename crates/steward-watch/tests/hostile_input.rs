@@ -77,7 +77,7 @@ fn feed(body: &[u8]) {
         let _ = otlp::decode_logs(body, format);
         let _ = otlp::decode_metrics(body, format);
     }
-    let _ = remote_write::decode(body);
+    let _ = remote_write::decode(body.to_vec().into());
     let _ = jsonl::decode(body);
     let _ = scrape::parse(&String::from_utf8_lossy(body), 0, &[("instance", "x")]);
     let limits = Limits {

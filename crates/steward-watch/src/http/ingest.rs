@@ -110,7 +110,10 @@ async fn otlp_export<T>(
     let decoded = (signal.decode)(&bytes, format).map_err(|e| decode_failed(&state, e, format))?;
     drop(bytes);
     (signal.rejected)(&state.counters).fetch_add(decoded.rejected, Ordering::Relaxed);
-    state.writer.write((signal.payload)(decoded.items)).await?;
+    state
+        .writer
+        .try_write((signal.payload)(decoded.items))
+        .await?;
     let answer = (signal.respond)(decoded.rejected, decoded.first_error.as_deref(), format);
     Ok(otlp_answer(format, answer))
 }
@@ -169,7 +172,7 @@ pub async fn json_lines(
         return Err(AppError::ingest(error));
     }
     let accepted = decoded.items.len();
-    state.writer.write(Payload::Logs(decoded.items)).await?;
+    state.writer.try_write(Payload::Logs(decoded.items)).await?;
     Ok(axum::Json(json!({
         "accepted": accepted,
         "rejected": decoded.rejected,
@@ -178,23 +181,24 @@ pub async fn json_lines(
     .into_response())
 }
 
-/// `POST /api/v1/write`: Prometheus remote write (snappy protobuf).
+/// `POST /api/v1/write`: Prometheus remote write (snappy protobuf). Answers 204 once
+/// the samples are in the write-ahead log; 503 with `Retry-After` when ingest is
+/// behind (Prometheus retries those), never a silent drop.
 pub async fn remote_write(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
     let bytes = read_body(&state, &headers, body, Encoding::Snappy, None).await?;
-    let decoded = remote_write::decode(&bytes).map_err(|error| {
+    let decoded = remote_write::decode(bytes).map_err(|error| {
         state.counters.reject(error.reason());
         AppError::ingest(error)
     })?;
-    drop(bytes);
     state
         .counters
         .samples_rejected
         .fetch_add(decoded.rejected, std::sync::atomic::Ordering::Relaxed);
-    if decoded.items.is_empty() && decoded.rejected > 0 {
+    if decoded.is_empty() && decoded.rejected > 0 {
         let error = IngestError::Malformed(format!(
             "all {} samples rejected; first: {}",
             decoded.rejected,
@@ -203,6 +207,9 @@ pub async fn remote_write(
         state.counters.reject(error.reason());
         return Err(AppError::ingest(error));
     }
-    state.writer.write(Payload::Samples(decoded.items)).await?;
+    state
+        .writer
+        .try_write(Payload::RemoteWrite(decoded))
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

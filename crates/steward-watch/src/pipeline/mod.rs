@@ -24,9 +24,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use steward_core::{Anomaly, AnomalyKind, LogRecord, Sample, SeriesKey, TimestampMs};
+use steward_tsdb::Row;
 
 use crate::counters::Counters;
 use crate::ingest::now_ms;
+use crate::store::metrics::MetricStore;
 use crate::store::{AnalysisBatch, SeriesId, Store, StoreError, StoredAnomaly};
 use correlate::{Correlate, DetectCorrelator, IncidentEvent};
 use detectors::{DetectorFactory, DetectorStage, Streaming};
@@ -34,8 +36,13 @@ use forecast::{Forecast, Tracker};
 use miner::{LogsMiner, TemplateBook};
 use rates::RateAggregator;
 
-/// Batches the pipeline may have queued before the store writer waits.
-const QUEUE: usize = 64;
+/// Batches the pipeline may have queued before the store writer waits. A metric batch
+/// holds up to the writer's group (a few hundred thousand rows of 16 bytes).
+const QUEUE: usize = 16;
+
+/// Band rows kept per series: one per this many milliseconds of data time (the band
+/// of the first point scored in each), not one per point.
+const BAND_STEP_MS: i64 = 60_000;
 
 /// A stored batch on its way through the pipeline.
 #[derive(Debug)]
@@ -47,12 +54,12 @@ pub enum PipelineInput {
         /// The store's id of the last one, the pipeline's cursor once they are mined.
         last_id: Option<i64>,
     },
-    /// Samples and the ids their keys were interned to.
+    /// Stored samples, grouped by series as they arrived.
     Samples {
-        /// One id per item.
-        ids: Vec<SeriesId>,
-        /// The keys and points.
-        items: Vec<(SeriesKey, Sample)>,
+        /// The rows (series id, timestamp, value).
+        rows: Vec<Row>,
+        /// When the writer acknowledged them: the start of the detector latency.
+        acked_at: Instant,
     },
 }
 
@@ -61,7 +68,7 @@ impl PipelineInput {
     pub fn len(&self) -> usize {
         match self {
             PipelineInput::Logs { records, .. } => records.len(),
-            PipelineInput::Samples { items, .. } => items.len(),
+            PipelineInput::Samples { rows, .. } => rows.len(),
         }
     }
 
@@ -92,6 +99,9 @@ pub struct PipelineConfig {
     pub gap_ms: i64,
     /// The most templates the miner keeps.
     pub max_templates: usize,
+    /// Whether metric samples and template rates go through the detectors and
+    /// forecasts (`detect.enabled`); off, the service only stores them.
+    pub detect: bool,
 }
 
 impl Default for PipelineConfig {
@@ -106,6 +116,7 @@ impl Default for PipelineConfig {
             resolve_ms: 15 * 60_000,
             gap_ms: 5 * 60_000,
             max_templates: 50_000,
+            detect: true,
         }
     }
 }
@@ -117,6 +128,7 @@ impl PipelineConfig {
             threshold: config.detect.threshold,
             horizon_ms: parse_duration_ms(&config.detect.horizon).unwrap_or(7 * 86_400_000),
             max_templates: config.logs.max_templates,
+            detect: config.detect.enabled,
             ..PipelineConfig::default()
         }
     }
@@ -170,12 +182,13 @@ impl Shared {
 /// Starts the pipeline thread. Send it stored batches; drop the sender to stop it
 /// (it writes what it has before it ends).
 pub fn start(
-    store: Arc<dyn Store>,
+    metrics: Arc<MetricStore>,
     counters: Arc<Counters>,
     shared: Arc<Shared>,
     config: PipelineConfig,
     events: Option<tokio::sync::mpsc::UnboundedSender<IncidentEvent>>,
 ) -> Result<(SyncSender<PipelineInput>, std::thread::JoinHandle<()>), StoreError> {
+    let store: Arc<dyn Store> = Arc::clone(&metrics) as Arc<dyn Store>;
     let templates = store.templates(config.max_templates)?;
     let highest = store.incidents(None, 1)?.first().map_or(0, |i| i.id);
     let factory: DetectorFactory = Box::new(|k| Box::new(Streaming::for_series(k)));
@@ -196,7 +209,8 @@ pub fn start(
             },
             highest,
         )),
-        trackers: HashMap::new(),
+        trackers: Vec::new(),
+        band_step: Vec::new(),
         exhaustion: HashMap::new(),
         pending: AnalysisBatch::default(),
         anomalies: BTreeMap::new(),
@@ -205,6 +219,7 @@ pub fn start(
         cursor: 0,
         saved_cursor: -1,
         store,
+        metrics,
         counters,
         shared,
         events,
@@ -224,7 +239,10 @@ struct Pipeline {
     rates: RateAggregator,
     detectors: DetectorStage,
     correlator: Box<dyn Correlate>,
-    trackers: HashMap<SeriesId, Option<Tracker>>,
+    /// Per series id: `None` until seen, then its forecast tracker if it has a limit.
+    trackers: Vec<Option<Option<Tracker>>>,
+    /// Per series id: the band step of the last band kept.
+    band_step: Vec<i64>,
     exhaustion: HashMap<SeriesId, Anomaly>,
     pending: AnalysisBatch,
     anomalies: BTreeMap<(String, TimestampMs), StoredAnomaly>,
@@ -235,10 +253,24 @@ struct Pipeline {
     /// The cursor as last written.
     saved_cursor: i64,
     store: Arc<dyn Store>,
+    metrics: Arc<MetricStore>,
     counters: Arc<Counters>,
     shared: Arc<Shared>,
     events: Option<tokio::sync::mpsc::UnboundedSender<IncidentEvent>>,
     config: PipelineConfig,
+}
+
+/// The key of a series, looked up in the head the first time it is needed.
+fn fill_key<'k>(
+    metrics: &MetricStore,
+    id: SeriesId,
+    key: &'k mut Option<SeriesKey>,
+) -> &'k SeriesKey {
+    key.get_or_insert_with(|| {
+        metrics
+            .key(id)
+            .unwrap_or_else(|| SeriesKey::new(format!("series_{id}")))
+    })
 }
 
 /// The state key of the pipeline's log cursor.
@@ -295,7 +327,9 @@ impl Pipeline {
                                 self.cursor = self.cursor.max(id);
                             }
                         }
-                        PipelineInput::Samples { ids, items } => self.samples(&ids, items),
+                        PipelineInput::Samples { rows, acked_at } => {
+                            self.samples(&rows, acked_at);
+                        }
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -339,10 +373,33 @@ impl Pipeline {
         self.close_rates();
     }
 
-    fn samples(&mut self, ids: &[SeriesId], items: Vec<(SeriesKey, Sample)>) {
-        for (id, (key, sample)) in ids.iter().zip(items) {
-            self.data_now = self.data_now.max(sample.timestamp_ms);
-            self.score(*id, key, sample);
+    /// Scores stored samples, a series' run of rows at a time (a remote-write
+    /// request carries each series' samples together): its key, tracker and detector
+    /// are looked up once per run.
+    fn samples(&mut self, rows: &[Row], acked_at: Instant) {
+        if !self.config.detect {
+            if let Some(last) = rows.iter().map(|r| r.timestamp_ms).max() {
+                self.data_now = self.data_now.max(last);
+            }
+            return;
+        }
+        let mut rest = rows;
+        while let Some(first) = rest.first() {
+            let n = rest
+                .iter()
+                .position(|r| r.series != first.series)
+                .unwrap_or(rest.len());
+            let (run, tail) = rest.split_at(n);
+            rest = tail;
+            let id = SeriesId::from(first.series);
+            let mut key = None;
+            for r in run {
+                self.data_now = self.data_now.max(r.timestamp_ms);
+                let sample = Sample::new(r.timestamp_ms, r.value);
+                self.score(id, &mut key, sample);
+            }
+            self.counters
+                .observe_detector_latency_n(acked_at.elapsed(), run.len() as u64);
         }
     }
 
@@ -351,36 +408,60 @@ impl Pipeline {
         if points.is_empty() {
             return;
         }
-        let keys: Vec<&SeriesKey> = points.iter().map(|(k, _)| k).collect();
-        let ids = match self.store.intern(&keys) {
-            Ok(ids) => ids,
+        // Template rates are series like any other: stored in the head (one log
+        // sync per flush), then scored.
+        let rows = match self.metrics.append_keyed(&points) {
+            Ok(rows) => rows,
             Err(e) => {
-                tracing::error!("cannot intern template-rate series: {e}");
+                tracing::error!("cannot store template-rate points: {e}");
                 return;
             }
         };
-        for (id, (key, sample)) in ids.into_iter().zip(points) {
-            self.pending.samples.push((id, sample));
-            self.score(id, key, sample);
+        if !self.config.detect {
+            return;
+        }
+        for (row, (key, sample)) in rows.iter().zip(points) {
+            self.score(SeriesId::from(row.series), &mut Some(key), sample);
         }
     }
 
-    fn score(&mut self, id: SeriesId, key: SeriesKey, sample: Sample) {
+    /// Scores one sample; `key` is the series' key if the caller has it, filled from
+    /// the head when a new tracker or detector needs it.
+    fn score(&mut self, id: SeriesId, key: &mut Option<SeriesKey>, sample: Sample) {
         let (ts, value) = (sample.timestamp_ms, sample.value);
-        let tracker = self
-            .trackers
-            .entry(id)
-            .or_insert_with(|| forecast::limit_for(&key, value).map(Tracker::new));
-        let forecast = tracker
-            .as_mut()
-            .and_then(|t| t.update(id, &key, ts, value, self.config.horizon_ms));
+        let Ok(slot) = usize::try_from(id) else {
+            return;
+        };
+        if self.trackers.len() <= slot {
+            self.trackers.resize_with(slot + 1, || None);
+            self.band_step.resize(slot + 1, i64::MIN);
+        }
+        if self.trackers[slot].is_none() {
+            let k = fill_key(&self.metrics, id, key);
+            self.trackers[slot] = Some(forecast::limit_for(k, value).map(Tracker::new));
+        }
+        let forecast = match self.trackers[slot].as_mut() {
+            Some(Some(tracker)) => {
+                let k = fill_key(&self.metrics, id, key);
+                tracker.update(id, k, ts, value, self.config.horizon_ms)
+            }
+            _ => None,
+        };
         if let Some(f) = forecast {
             self.forecast(id, f);
         }
-        let Some(scored) = self.detectors.update(id, || key, ts, value) else {
+        let metrics = &self.metrics;
+        let Some(scored) =
+            self.detectors
+                .update(id, || fill_key(metrics, id, key).clone(), ts, value)
+        else {
             return;
         };
-        self.pending.bands.push((id, ts, scored.band));
+        let step = ts.div_euclid(BAND_STEP_MS);
+        if self.band_step[slot] != step || scored.anomaly.is_some() {
+            self.band_step[slot] = step;
+            self.pending.bands.push((id, ts, scored.band));
+        }
         if let Some(anomaly) = scored.anomaly {
             self.found(Some(id), anomaly);
         }
@@ -483,7 +564,6 @@ impl Pipeline {
         batch.anomalies = std::mem::take(&mut self.anomalies).into_values().collect();
         batch.incidents = std::mem::take(&mut self.incidents).into_values().collect();
         if batch.templates.is_empty()
-            && batch.samples.is_empty()
             && self.cursor == self.saved_cursor
             && batch.bands.is_empty()
             && batch.anomalies.is_empty()

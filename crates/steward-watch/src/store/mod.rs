@@ -1,20 +1,29 @@
 //! Storage: raw logs, series points, templates, anomalies and incidents.
 //!
 //! [`Store`] is what the rest of the service writes to and reads from; [`sqlite`] is the
-//! embedded implementation in the data directory. Writes come in batches from one
-//! thread at a time (the [`writer`]), so an implementation can make each batch one
-//! transaction; a batch is durable when [`Store::append`] returns, which is what lets
-//! the ingest paths acknowledge only what is stored.
+//! embedded implementation in the data directory, [`postgres`] the shared one. Writes
+//! come in batches from one thread at a time (the [`writer`]), so an implementation can
+//! make each batch one transaction; a batch is durable when [`Store::append`] returns,
+//! which is what lets the ingest paths acknowledge only what is stored.
 //!
-//! **Architecture Invariant:** series keys are interned to [`SeriesId`]s once
-//! ([`Store::intern`]); points travel and are stored by id.
+//! Metric points do not go through [`Store::append`]: [`metrics::MetricStore`] keeps
+//! them in steward-tsdb's head behind its write-ahead log (the acknowledgement point)
+//! and hands closed Gorilla chunks to the store as one blob each
+//! ([`Store::save_chunks`]). The service reads through the `MetricStore`, which
+//! answers points from persisted chunks plus the open head.
+//!
+//! **Architecture Invariant:** a label set is interned to a [`SeriesId`] once, by
+//! steward-tsdb; the store's series table copies those ids ([`Store::define_series`]);
+//! points travel and are stored by id.
 
+pub mod metrics;
+pub mod persister;
 pub mod postgres;
 pub mod sqlite;
 pub mod writer;
 
 use serde::{Deserialize, Serialize};
-use steward_core::{Anomaly, Incident, IncidentStatus, LogRecord, Sample, SeriesKey, TimestampMs};
+use steward_core::{Anomaly, Incident, IncidentStatus, LogRecord, SeriesKey, TimestampMs};
 
 /// The compact id a series key is interned to.
 pub type SeriesId = i64;
@@ -40,15 +49,35 @@ pub enum StoreError {
     /// The writer thread has stopped.
     #[error("the store writer has stopped")]
     WriterGone,
+    /// The writer's queue is full: the pipeline or the disk is behind. Nothing was
+    /// stored; the client should send the request again later.
+    #[error("ingest is behind; retry later")]
+    Busy,
+    /// The time-series head or its write-ahead log failed.
+    #[error("time-series store: {0}")]
+    Tsdb(#[from] steward_tsdb::TsdbError),
 }
 
-/// Records and points to store in one transaction.
+/// Records to store in one transaction.
 #[derive(Debug, Default)]
 pub struct WriteBatch {
     /// Raw log records.
     pub logs: Vec<LogRecord>,
-    /// Points of interned series.
-    pub samples: Vec<(SeriesId, Sample)>,
+}
+
+/// One closed Gorilla chunk of a series, stored as one blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChunk {
+    /// The series.
+    pub series: SeriesId,
+    /// Its first timestamp.
+    pub min_ts: TimestampMs,
+    /// Its last timestamp.
+    pub max_ts: TimestampMs,
+    /// How many samples it holds.
+    pub samples: u32,
+    /// The encoded chunk (steward-tsdb's XOR chunk format).
+    pub bytes: Vec<u8>,
 }
 
 /// A stored log record and its row id.
@@ -158,9 +187,7 @@ pub struct StoredAnomaly {
 pub struct AnalysisBatch {
     /// Templates that changed.
     pub templates: Vec<TemplateRow>,
-    /// Points the pipeline made (template rates).
-    pub samples: Vec<(SeriesId, Sample)>,
-    /// Detector bands of points.
+    /// Detector bands of points (the pipeline keeps about one per series per minute).
     pub bands: Vec<(SeriesId, TimestampMs, Band)>,
     /// Anomalies opened or extended (matched by series and start).
     pub anomalies: Vec<StoredAnomaly>,
@@ -184,13 +211,41 @@ pub struct StoreStats {
 /// A place the service keeps its data. Implementations are used from blocking
 /// threads; every write method is one transaction, durable when it returns.
 pub trait Store: Send + Sync + std::fmt::Debug {
-    /// Stores raw logs and points; returns the id of the last log row written, if any.
+    /// Stores raw logs; returns the id of the last log row written, if any.
     fn append(&self, batch: &WriteBatch) -> Result<Option<i64>, StoreError>;
     /// Log rows with ids above `after`, oldest first, at most `limit`: what the
     /// pipeline replays after a restart.
     fn logs_after(&self, after: i64, limit: usize) -> Result<Vec<StoredLog>, StoreError>;
-    /// The ids of these keys, creating those not seen before.
-    fn intern(&self, keys: &[&SeriesKey]) -> Result<Vec<SeriesId>, StoreError>;
+    /// The ids of these keys, creating those not seen before. Only the
+    /// [`metrics::MetricStore`] interns; a plain store answers from its series table
+    /// and refuses keys it does not know.
+    fn intern(&self, keys: &[&SeriesKey]) -> Result<Vec<SeriesId>, StoreError> {
+        let _ = keys;
+        Err(StoreError::Write(
+            "series are interned by the metric store".into(),
+        ))
+    }
+    /// Copies series definitions (ids given by steward-tsdb's interner); an id
+    /// already defined is left as it is.
+    fn define_series(&self, defs: &[(SeriesId, SeriesKey)]) -> Result<(), StoreError>;
+    /// The highest series id defined, if any.
+    fn highest_series_id(&self) -> Result<Option<SeriesId>, StoreError>;
+    /// Stores closed chunks in one transaction (a chunk stored again replaces itself).
+    fn save_chunks(&self, chunks: &[StoredChunk]) -> Result<(), StoreError>;
+    /// The chunks of one series that overlap `[from, to)`, oldest first.
+    fn chunks(
+        &self,
+        id: SeriesId,
+        from: TimestampMs,
+        to: TimestampMs,
+    ) -> Result<Vec<StoredChunk>, StoreError>;
+    /// The stored detector bands of one series in `[from, to)`.
+    fn bands(
+        &self,
+        id: SeriesId,
+        from: TimestampMs,
+        to: TimestampMs,
+    ) -> Result<Vec<(TimestampMs, Band)>, StoreError>;
     /// Stores the pipeline's findings and state.
     fn save_analysis(&self, batch: &AnalysisBatch) -> Result<(), StoreError>;
     /// A named state blob.
@@ -208,14 +263,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// One series' key.
     fn series_key(&self, id: SeriesId) -> Result<Option<SeriesKey>, StoreError>;
     /// Points of one series in `[from, to)`, oldest first, thinned evenly to at most
-    /// `max_points`.
+    /// `max_points`. A plain store answers from its persisted chunks; the
+    /// [`metrics::MetricStore`] adds the open head.
     fn points(
         &self,
         id: SeriesId,
         from: TimestampMs,
         to: TimestampMs,
         max_points: usize,
-    ) -> Result<Vec<Point>, StoreError>;
+    ) -> Result<Vec<Point>, StoreError> {
+        let chunks = self.chunks(id, from, to)?;
+        let bands = self.bands(id, from, to)?;
+        Ok(metrics::points_of(
+            &chunks, None, &bands, from, to, max_points,
+        ))
+    }
     /// Templates, most frequent first.
     fn templates(&self, limit: usize) -> Result<Vec<TemplateRow>, StoreError>;
     /// One template.

@@ -16,8 +16,8 @@ use postgres::{Client, NoTls};
 use steward_core::{Incident, IncidentStatus, LogLevel, LogRecord, SeriesKey, TimestampMs};
 
 use super::{
-    AnalysisBatch, Band, LogQuery, Point, SeriesId, SeriesInfo, Store, StoreError, StoreStats,
-    StoredAnomaly, StoredLog, TemplateRow, WriteBatch,
+    AnalysisBatch, Band, LogQuery, SeriesId, SeriesInfo, Store, StoreError, StoreStats,
+    StoredAnomaly, StoredChunk, StoredLog, TemplateRow, WriteBatch,
 };
 
 const SCHEMA: &str = r"
@@ -30,17 +30,19 @@ CREATE TABLE IF NOT EXISTS logs (
     attributes TEXT
 );
 CREATE INDEX IF NOT EXISTS logs_ts ON logs(ts);
-CREATE TABLE IF NOT EXISTS series (
-    id BIGSERIAL PRIMARY KEY,
-    selector TEXT NOT NULL UNIQUE,
+CREATE TABLE IF NOT EXISTS metric_series (
+    id BIGINT PRIMARY KEY,
+    selector TEXT NOT NULL,
     name TEXT NOT NULL,
     labels TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS samples (
+CREATE TABLE IF NOT EXISTS chunks (
     series_id BIGINT NOT NULL,
-    ts BIGINT NOT NULL,
-    value DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (series_id, ts)
+    min_ts BIGINT NOT NULL,
+    max_ts BIGINT NOT NULL,
+    samples INTEGER NOT NULL,
+    data BYTEA NOT NULL,
+    PRIMARY KEY (series_id, min_ts)
 );
 CREATE TABLE IF NOT EXISTS bands (
     series_id BIGINT NOT NULL,
@@ -86,7 +88,6 @@ CREATE TABLE IF NOT EXISTS state (
 pub struct PostgresStore {
     writer: Mutex<Client>,
     reader: Mutex<Client>,
-    interned: Mutex<HashMap<SeriesKey, SeriesId>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -146,37 +147,8 @@ impl PostgresStore {
         Ok(PostgresStore {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
-            interned: Mutex::new(HashMap::new()),
         })
     }
-}
-
-fn insert_samples(
-    tx: &mut postgres::Transaction<'_>,
-    samples: &[(SeriesId, steward_core::Sample)],
-) -> Result<(), StoreError> {
-    if samples.is_empty() {
-        return Ok(());
-    }
-    // Later points of the same series and time win, as in the embedded store; one
-    // INSERT may not touch a row twice, so duplicates are folded first.
-    let mut latest: HashMap<(SeriesId, i64), f64> = HashMap::with_capacity(samples.len());
-    for (id, s) in samples {
-        latest.insert((*id, s.timestamp_ms), s.value);
-    }
-    let (mut ids, mut ts, mut values) = (Vec::new(), Vec::new(), Vec::new());
-    for ((id, t), v) in latest {
-        ids.push(id);
-        ts.push(t);
-        values.push(v);
-    }
-    tx.execute(
-        "INSERT INTO samples (series_id, ts, value)
-         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::float8[])
-         ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value",
-        &[&ids, &ts, &values],
-    )?;
-    Ok(())
 }
 
 impl Store for PostgresStore {
@@ -209,7 +181,6 @@ impl Store for PostgresStore {
                 &[&ts, &service, &level, &body, &attributes],
             )?;
         }
-        insert_samples(&mut tx, &batch.samples)?;
         let last = if batch.logs.is_empty() {
             None
         } else {
@@ -231,44 +202,114 @@ impl Store for PostgresStore {
         rows.iter().map(stored_log).collect()
     }
 
-    fn intern(&self, keys: &[&SeriesKey]) -> Result<Vec<SeriesId>, StoreError> {
-        let mut cache = lock(&self.interned)?;
-        let mut out = Vec::with_capacity(keys.len());
-        let mut missing = Vec::new();
-        for (i, key) in keys.iter().enumerate() {
-            match cache.get(*key) {
-                Some(id) => out.push(*id),
-                None => {
-                    out.push(0);
-                    missing.push(i);
-                }
-            }
+    fn define_series(&self, defs: &[(SeriesId, SeriesKey)]) -> Result<(), StoreError> {
+        if defs.is_empty() {
+            return Ok(());
         }
-        if missing.is_empty() {
-            return Ok(out);
+        let (mut ids, mut selectors, mut names, mut labels) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (id, key) in defs {
+            ids.push(*id);
+            selectors.push(key.to_string());
+            names.push(key.name.clone());
+            labels.push(serde_json::to_string(&key.labels)?);
         }
         let mut client = lock(&self.writer)?;
-        let mut tx = client.transaction()?;
-        for i in missing {
-            let key = keys[i];
-            if let Some(id) = cache.get(key) {
-                out[i] = *id;
-                continue;
-            }
-            let selector = key.to_string();
-            tx.execute(
-                "INSERT INTO series (selector, name, labels) VALUES ($1, $2, $3)
-                 ON CONFLICT (selector) DO NOTHING",
-                &[&selector, &key.name, &serde_json::to_string(&key.labels)?],
-            )?;
-            let id: i64 = tx
-                .query_one("SELECT id FROM series WHERE selector = $1", &[&selector])?
-                .get(0);
-            cache.insert(key.clone(), id);
-            out[i] = id;
+        client.execute(
+            "INSERT INTO metric_series (id, selector, name, labels)
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
+             ON CONFLICT (id) DO NOTHING",
+            &[&ids, &selectors, &names, &labels],
+        )?;
+        Ok(())
+    }
+
+    fn highest_series_id(&self) -> Result<Option<SeriesId>, StoreError> {
+        let mut client = lock(&self.reader)?;
+        Ok(client
+            .query_one("SELECT max(id) FROM metric_series", &[])?
+            .get(0))
+    }
+
+    fn save_chunks(&self, chunks: &[StoredChunk]) -> Result<(), StoreError> {
+        if chunks.is_empty() {
+            return Ok(());
         }
-        tx.commit()?;
-        Ok(out)
+        // One INSERT may not touch a row twice: the later copy of a chunk wins.
+        let mut latest: HashMap<(SeriesId, i64), &StoredChunk> = HashMap::new();
+        for c in chunks {
+            latest.insert((c.series, c.min_ts), c);
+        }
+        let (mut ids, mut mins, mut maxs, mut counts, mut data) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for c in latest.values() {
+            ids.push(c.series);
+            mins.push(c.min_ts);
+            maxs.push(c.max_ts);
+            counts.push(i32::try_from(c.samples).unwrap_or(i32::MAX));
+            data.push(c.bytes.as_slice());
+        }
+        let mut client = lock(&self.writer)?;
+        client.execute(
+            "INSERT INTO chunks (series_id, min_ts, max_ts, samples, data)
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::int[], $5::bytea[])
+             ON CONFLICT (series_id, min_ts) DO UPDATE SET max_ts = excluded.max_ts,
+               samples = excluded.samples, data = excluded.data",
+            &[&ids, &mins, &maxs, &counts, &data],
+        )?;
+        Ok(())
+    }
+
+    fn chunks(
+        &self,
+        id: SeriesId,
+        from: TimestampMs,
+        to: TimestampMs,
+    ) -> Result<Vec<StoredChunk>, StoreError> {
+        let mut client = lock(&self.reader)?;
+        let rows = client.query(
+            "SELECT min_ts, max_ts, samples, data FROM chunks
+             WHERE series_id = $1 AND min_ts < $3 AND max_ts >= $2 ORDER BY min_ts",
+            &[&id, &from, &to],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredChunk {
+                series: id,
+                min_ts: r.get(0),
+                max_ts: r.get(1),
+                samples: u32::try_from(r.get::<_, i32>(2)).unwrap_or(0),
+                bytes: r.get(3),
+            })
+            .collect())
+    }
+
+    fn bands(
+        &self,
+        id: SeriesId,
+        from: TimestampMs,
+        to: TimestampMs,
+    ) -> Result<Vec<(TimestampMs, Band)>, StoreError> {
+        let mut client = lock(&self.reader)?;
+        let rows = client.query(
+            "SELECT ts, expected, lower, upper, score FROM bands
+             WHERE series_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts",
+            &[&id, &from, &to],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    Band {
+                        expected: r.get(1),
+                        lower: r.get(2),
+                        upper: r.get(3),
+                        score: r.get(4),
+                    },
+                )
+            })
+            .collect())
     }
 
     fn save_analysis(&self, batch: &AnalysisBatch) -> Result<(), StoreError> {
@@ -293,7 +334,6 @@ impl Store for PostgresStore {
                 ],
             )?;
         }
-        insert_samples(&mut tx, &batch.samples)?;
         if !batch.bands.is_empty() {
             let mut latest: HashMap<(SeriesId, i64), Band> = HashMap::new();
             for (id, ts, b) in &batch.bands {
@@ -421,9 +461,9 @@ impl Store for PostgresStore {
         );
         let mut client = lock(&self.reader)?;
         let rows = client.query(
-            "SELECT s.id, s.name, s.labels, count(p.ts), max(p.ts),
-                (SELECT value FROM samples q WHERE q.series_id = s.id ORDER BY ts DESC LIMIT 1)
-             FROM series s LEFT JOIN samples p ON p.series_id = s.id
+            "SELECT s.id, s.name, s.labels, coalesce(sum(c.samples), 0)::bigint, max(c.max_ts),
+                (SELECT data FROM chunks q WHERE q.series_id = s.id ORDER BY min_ts DESC LIMIT 1)
+             FROM metric_series s LEFT JOIN chunks c ON c.series_id = s.id
              WHERE s.name LIKE $1 GROUP BY s.id ORDER BY s.selector",
             &[&pattern],
         )?;
@@ -443,7 +483,12 @@ impl Store for PostgresStore {
                 key,
                 points: u64_of(r.get(3)),
                 last_ms: r.get(4),
-                last_value: r.get(5),
+                last_value: r.get::<_, Option<Vec<u8>>>(5).and_then(|data| {
+                    steward_tsdb::ChunkIter::new(&data)
+                        .map_while(Result::ok)
+                        .last()
+                        .map(|(_, v)| v)
+                }),
             });
             if out.len() >= limit {
                 break;
@@ -455,7 +500,10 @@ impl Store for PostgresStore {
     fn series_key(&self, id: SeriesId) -> Result<Option<SeriesKey>, StoreError> {
         let mut client = lock(&self.reader)?;
         client
-            .query_opt("SELECT name, labels FROM series WHERE id = $1", &[&id])?
+            .query_opt(
+                "SELECT name, labels FROM metric_series WHERE id = $1",
+                &[&id],
+            )?
             .map(|r| {
                 let labels: String = r.get(1);
                 Ok(SeriesKey {
@@ -464,42 +512,6 @@ impl Store for PostgresStore {
                 })
             })
             .transpose()
-    }
-
-    fn points(
-        &self,
-        id: SeriesId,
-        from: TimestampMs,
-        to: TimestampMs,
-        max_points: usize,
-    ) -> Result<Vec<Point>, StoreError> {
-        let mut client = lock(&self.reader)?;
-        let rows = client.query(
-            "SELECT p.ts, p.value, b.expected, b.lower, b.upper, b.score
-             FROM samples p LEFT JOIN bands b ON b.series_id = p.series_id AND b.ts = p.ts
-             WHERE p.series_id = $1 AND p.ts >= $2 AND p.ts < $3 ORDER BY p.ts",
-            &[&id, &from, &to],
-        )?;
-        let points = rows
-            .iter()
-            .map(|r| {
-                let band = match (r.get(2), r.get(3), r.get(4), r.get(5)) {
-                    (Some(expected), Some(lower), Some(upper), Some(score)) => Some(Band {
-                        expected,
-                        lower,
-                        upper,
-                        score,
-                    }),
-                    _ => None,
-                };
-                Point {
-                    timestamp_ms: r.get(0),
-                    value: r.get(1),
-                    band,
-                }
-            })
-            .collect();
-        Ok(super::sqlite::thin(points, max_points.max(1)))
     }
 
     fn templates(&self, limit: usize) -> Result<Vec<TemplateRow>, StoreError> {
@@ -589,7 +601,7 @@ impl Store for PostgresStore {
     fn stats(&self) -> Result<StoreStats, StoreError> {
         let mut client = lock(&self.reader)?;
         let row = client.query_one(
-            "SELECT (SELECT count(*) FROM logs), (SELECT count(*) FROM series), (SELECT count(*) FROM samples)",
+            "SELECT (SELECT count(*) FROM logs), (SELECT count(*) FROM metric_series), (SELECT coalesce(sum(samples), 0)::bigint FROM chunks)",
             &[],
         )?;
         Ok(StoreStats {

@@ -5,7 +5,6 @@
 //! being killed (`kill -9`), though not the machine losing power mid-write. Writes take
 //! one connection, reads another, and WAL lets them run at the same time.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -15,7 +14,7 @@ use steward_core::{Incident, IncidentStatus, LogLevel, LogRecord, SeriesKey, Tim
 
 use super::{
     AnalysisBatch, Band, LogQuery, Point, SeriesId, SeriesInfo, Store, StoreError, StoreStats,
-    StoredAnomaly, StoredLog, TemplateRow, WriteBatch,
+    StoredAnomaly, StoredChunk, StoredLog, TemplateRow, WriteBatch,
 };
 
 /// The file name of the database inside the data directory.
@@ -31,17 +30,20 @@ CREATE TABLE IF NOT EXISTS logs (
     attributes TEXT
 );
 CREATE INDEX IF NOT EXISTS logs_ts ON logs(ts);
-CREATE TABLE IF NOT EXISTS series (
+CREATE TABLE IF NOT EXISTS metric_series (
     id INTEGER PRIMARY KEY,
-    selector TEXT NOT NULL UNIQUE,
+    selector TEXT NOT NULL,
     name TEXT NOT NULL,
     labels TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS samples (
+CREATE INDEX IF NOT EXISTS metric_series_name ON metric_series(name);
+CREATE TABLE IF NOT EXISTS chunks (
     series_id INTEGER NOT NULL,
-    ts INTEGER NOT NULL,
-    value REAL NOT NULL,
-    PRIMARY KEY (series_id, ts)
+    min_ts INTEGER NOT NULL,
+    max_ts INTEGER NOT NULL,
+    samples INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (series_id, min_ts)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS bands (
     series_id INTEGER NOT NULL,
@@ -89,7 +91,6 @@ CREATE TABLE IF NOT EXISTS state (
 pub struct SqliteStore {
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
-    interned: Mutex<HashMap<SeriesKey, SeriesId>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, StoreError> {
@@ -142,7 +143,6 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
-            interned: Mutex::new(HashMap::new()),
         })
     }
 }
@@ -179,19 +179,6 @@ fn push_log<'a>(args: &mut Vec<ToSqlOutput<'a>>, r: &'a LogRecord) -> Result<(),
     Ok(())
 }
 
-fn insert_samples(
-    tx: &rusqlite::Transaction<'_>,
-    samples: &[(SeriesId, steward_core::Sample)],
-) -> Result<(), StoreError> {
-    let mut stmt = tx.prepare_cached(
-        "INSERT OR REPLACE INTO samples (series_id, ts, value) VALUES (?1, ?2, ?3)",
-    )?;
-    for (id, s) in samples {
-        stmt.execute(params![id, s.timestamp_ms, s.value])?;
-    }
-    Ok(())
-}
-
 impl Store for SqliteStore {
     fn append(&self, batch: &WriteBatch) -> Result<Option<i64>, StoreError> {
         let mut conn = lock(&self.writer)?;
@@ -219,7 +206,6 @@ impl Store for SqliteStore {
                 partial.execute(params_from_iter(args.drain(..)))?;
             }
         }
-        insert_samples(&tx, &batch.samples)?;
         let last = (!batch.logs.is_empty()).then(|| tx.last_insert_rowid());
         tx.commit()?;
         Ok(last)
@@ -260,48 +246,95 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    fn intern(&self, keys: &[&SeriesKey]) -> Result<Vec<SeriesId>, StoreError> {
-        let mut cache = lock(&self.interned)?;
-        let mut out = Vec::with_capacity(keys.len());
-        let mut missing = Vec::new();
-        for (i, key) in keys.iter().enumerate() {
-            match cache.get(*key) {
-                Some(id) => out.push(*id),
-                None => {
-                    out.push(0);
-                    missing.push(i);
-                }
-            }
-        }
-        if missing.is_empty() {
-            return Ok(out);
+    fn define_series(&self, defs: &[(SeriesId, SeriesKey)]) -> Result<(), StoreError> {
+        if defs.is_empty() {
+            return Ok(());
         }
         let mut conn = lock(&self.writer)?;
         let tx = conn.transaction()?;
         {
             let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO series (selector, name, labels) VALUES (?1, ?2, ?3)",
+                "INSERT OR IGNORE INTO metric_series (id, selector, name, labels) VALUES (?1, ?2, ?3, ?4)",
             )?;
-            let mut select = tx.prepare_cached("SELECT id FROM series WHERE selector = ?1")?;
-            for i in missing {
-                let key = keys[i];
-                if let Some(id) = cache.get(key) {
-                    out[i] = *id;
-                    continue;
-                }
-                let selector = key.to_string();
+            for (id, key) in defs {
                 insert.execute(params![
-                    selector,
+                    id,
+                    key.to_string(),
                     key.name,
                     serde_json::to_string(&key.labels)?
                 ])?;
-                let id: SeriesId = select.query_row(params![selector], |r| r.get(0))?;
-                cache.insert(key.clone(), id);
-                out[i] = id;
             }
         }
         tx.commit()?;
-        Ok(out)
+        Ok(())
+    }
+
+    fn highest_series_id(&self) -> Result<Option<SeriesId>, StoreError> {
+        let conn = lock(&self.reader)?;
+        Ok(conn.query_row("SELECT max(id) FROM metric_series", [], |r| r.get(0))?)
+    }
+
+    fn save_chunks(&self, chunks: &[StoredChunk]) -> Result<(), StoreError> {
+        let mut conn = lock(&self.writer)?;
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR REPLACE INTO chunks (series_id, min_ts, max_ts, samples, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for c in chunks {
+                insert.execute(params![c.series, c.min_ts, c.max_ts, c.samples, c.bytes])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn chunks(
+        &self,
+        id: SeriesId,
+        from: TimestampMs,
+        to: TimestampMs,
+    ) -> Result<Vec<StoredChunk>, StoreError> {
+        let conn = lock(&self.reader)?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT min_ts, max_ts, samples, data FROM chunks
+             WHERE series_id = ?1 AND min_ts < ?3 AND max_ts >= ?2 ORDER BY min_ts",
+        )?;
+        let rows = stmt.query_map(params![id, from, to], |r| {
+            Ok(StoredChunk {
+                series: id,
+                min_ts: r.get(0)?,
+                max_ts: r.get(1)?,
+                samples: r.get(2)?,
+                bytes: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn bands(
+        &self,
+        id: SeriesId,
+        from: TimestampMs,
+        to: TimestampMs,
+    ) -> Result<Vec<(TimestampMs, Band)>, StoreError> {
+        let conn = lock(&self.reader)?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT ts, expected, lower, upper, score FROM bands
+             WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts",
+        )?;
+        let rows = stmt.query_map(params![id, from, to], |r| {
+            Ok((
+                r.get(0)?,
+                Band {
+                    expected: r.get(1)?,
+                    lower: r.get(2)?,
+                    upper: r.get(3)?,
+                    score: r.get(4)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     fn save_analysis(&self, batch: &AnalysisBatch) -> Result<(), StoreError> {
@@ -325,7 +358,6 @@ impl Store for SqliteStore {
                 ])?;
             }
         }
-        insert_samples(&tx, &batch.samples)?;
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT OR REPLACE INTO bands (series_id, ts, expected, lower, upper, score)
@@ -472,9 +504,9 @@ impl Store for SqliteStore {
         let conn = lock(&self.reader)?;
         let mut stmt = conn.prepare_cached(
             "SELECT s.id, s.name, s.labels,
-                (SELECT count(*) FROM samples p WHERE p.series_id = s.id),
-                (SELECT max(ts) FROM samples p WHERE p.series_id = s.id)
-             FROM series s WHERE s.name LIKE ?1 ESCAPE '\\' ORDER BY s.selector",
+                (SELECT coalesce(sum(samples), 0) FROM chunks c WHERE c.series_id = s.id),
+                (SELECT max(max_ts) FROM chunks c WHERE c.series_id = s.id)
+             FROM metric_series s WHERE s.name LIKE ?1 ESCAPE '\\' ORDER BY s.selector",
         )?;
         let pattern = match name {
             Some(n) => format!(
@@ -517,15 +549,16 @@ impl Store for SqliteStore {
             }
         }
         drop(stmt);
+        drop(conn);
         for info in &mut out {
             if let Some(ts) = info.last_ms {
-                info.last_value = conn
-                    .query_row(
-                        "SELECT value FROM samples WHERE series_id = ?1 AND ts = ?2",
-                        params![info.id, ts],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
+                let last = self.chunks(info.id, ts, ts.saturating_add(1))?;
+                info.last_value = last.last().and_then(|c| {
+                    steward_tsdb::ChunkIter::new(&c.bytes)
+                        .map_while(Result::ok)
+                        .last()
+                        .map(|(_, v)| v)
+                });
             }
         }
         Ok(out)
@@ -534,9 +567,11 @@ impl Store for SqliteStore {
     fn series_key(&self, id: SeriesId) -> Result<Option<SeriesKey>, StoreError> {
         let conn = lock(&self.reader)?;
         let row: Option<(String, String)> = conn
-            .query_row("SELECT name, labels FROM series WHERE id = ?1", [id], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT name, labels FROM metric_series WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?;
         row.map(|(name, labels)| {
             Ok(SeriesKey {
@@ -545,44 +580,6 @@ impl Store for SqliteStore {
             })
         })
         .transpose()
-    }
-
-    fn points(
-        &self,
-        id: SeriesId,
-        from: TimestampMs,
-        to: TimestampMs,
-        max_points: usize,
-    ) -> Result<Vec<Point>, StoreError> {
-        let conn = lock(&self.reader)?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT p.ts, p.value, b.expected, b.lower, b.upper, b.score
-             FROM samples p LEFT JOIN bands b ON b.series_id = p.series_id AND b.ts = p.ts
-             WHERE p.series_id = ?1 AND p.ts >= ?2 AND p.ts < ?3 ORDER BY p.ts",
-        )?;
-        let rows = stmt.query_map(params![id, from, to], |r| {
-            let band = match (
-                r.get::<_, Option<f64>>(2)?,
-                r.get::<_, Option<f64>>(3)?,
-                r.get::<_, Option<f64>>(4)?,
-                r.get::<_, Option<f64>>(5)?,
-            ) {
-                (Some(expected), Some(lower), Some(upper), Some(score)) => Some(Band {
-                    expected,
-                    lower,
-                    upper,
-                    score,
-                }),
-                _ => None,
-            };
-            Ok(Point {
-                timestamp_ms: r.get(0)?,
-                value: r.get(1)?,
-                band,
-            })
-        })?;
-        let points = rows.collect::<Result<Vec<_>, _>>()?;
-        Ok(thin(points, max_points.max(1)))
     }
 
     fn templates(&self, limit: usize) -> Result<Vec<TemplateRow>, StoreError> {
@@ -690,8 +687,14 @@ impl Store for SqliteStore {
         };
         Ok(StoreStats {
             logs: count("logs")?,
-            series: count("series")?,
-            samples: count("samples")?,
+            series: count("metric_series")?,
+            samples: {
+                let n: i64 =
+                    conn.query_row("SELECT coalesce(sum(samples), 0) FROM chunks", [], |r| {
+                        r.get(0)
+                    })?;
+                to_u64(n)
+            },
         })
     }
 }
@@ -765,12 +768,7 @@ mod tests {
         a.timestamp_ms = Some(1_700_000_000_000);
         let mut b = LogRecord::from_body("b");
         b.timestamp_ms = Some(1_700_000_001_000);
-        store
-            .append(&WriteBatch {
-                logs: vec![a, b],
-                samples: Vec::new(),
-            })
-            .unwrap();
+        store.append(&WriteBatch { logs: vec![a, b] }).unwrap();
         let found = store
             .search_logs(&LogQuery {
                 from: Some(1_700_000_000_000),

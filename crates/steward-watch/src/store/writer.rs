@@ -1,34 +1,46 @@
-//! The store writer: one thread that turns many small requests into few transactions.
+//! The store writer: one thread that turns many small requests into few commits.
 //!
-//! Ingest handlers hand their decoded records to [`Writer::write`] and wait. The thread
-//! takes whatever has queued up (group commit), writes it in one transaction, answers
-//! every waiting handler, and only then passes the records on to the pipeline. So a
-//! 200 always means "stored", and when the pipeline falls behind, its full queue holds
-//! the writer back, which holds the handlers back: backpressure instead of loss.
+//! Ingest handlers hand their decoded records to the [`Writer`] and wait. The thread
+//! takes whatever has queued up (group commit): metric samples are interned and
+//! appended to steward-tsdb's head with one log sync for the whole group, log records
+//! go to the store in one transaction. It answers every waiting handler, and only
+//! then passes the records on to the pipeline. So a 2xx always means "stored".
+//!
+//! Backpressure instead of loss: when the pipeline falls behind, its full queue holds
+//! the writer back, the writer's queue fills, and HTTP handlers ([`Writer::try_write`])
+//! are refused at once (503 with `Retry-After`, counted in `/metrics`) rather than
+//! queueing without bound. Internal producers (scrape, tail, the demo) use
+//! [`Writer::write`], which waits for room.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
+use std::time::Instant;
 
 use steward_core::{LogRecord, Sample, SeriesKey};
+use steward_tsdb::Row;
 use tokio::sync::{mpsc, oneshot};
 
+use super::metrics::{MetricStore, intern_keyed};
 use super::{Store, StoreError, WriteBatch};
 use crate::counters::Counters;
+use crate::ingest::remote_write::RemoteWrite;
 use crate::pipeline::PipelineInput;
 
-/// Most records put into one transaction.
-const MAX_BATCH_RECORDS: usize = 100_000;
-/// Requests that may wait for the writer before handlers wait to enqueue.
-const QUEUE: usize = 256;
+/// Most records put into one commit.
+const MAX_BATCH_RECORDS: usize = 200_000;
+/// Requests that may wait for the writer; past this, HTTP ingest is refused.
+const QUEUE: usize = 32;
 
 /// What one request stores.
 #[derive(Debug)]
 pub enum Payload {
     /// Log records.
     Logs(Vec<LogRecord>),
-    /// Metric samples.
+    /// Metric samples by key (OTLP, scrape, the demo).
     Samples(Vec<(SeriesKey, Sample)>),
+    /// A decoded remote-write body: labels borrowed from it, interned by the writer.
+    RemoteWrite(RemoteWrite),
 }
 
 impl Payload {
@@ -36,6 +48,7 @@ impl Payload {
         match self {
             Payload::Logs(v) => v.len(),
             Payload::Samples(v) => v.len(),
+            Payload::RemoteWrite(w) => w.len(),
         }
     }
 }
@@ -56,21 +69,26 @@ pub struct Writer {
 impl Writer {
     /// Starts the writer thread. It stops when every handle is dropped, after
     /// finishing what was queued; dropping its pipeline sender then lets the pipeline
-    /// finish too.
+    /// finish too, and dropping `persister` tells the chunk persister to close and
+    /// store every chunk.
     pub fn start(
-        store: Arc<dyn Store>,
+        metrics: Arc<MetricStore>,
         pipeline: Option<SyncSender<PipelineInput>>,
         counters: Arc<Counters>,
+        persister: Option<std::sync::mpsc::Sender<()>>,
     ) -> std::io::Result<(Writer, std::thread::JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let thread_counters = Arc::clone(&counters);
         let handle = std::thread::Builder::new()
             .name("steward-store-writer".into())
-            .spawn(move || run(store.as_ref(), rx, pipeline, &thread_counters))?;
+            .spawn(move || {
+                run(&metrics, rx, pipeline, &thread_counters);
+                drop(persister);
+            })?;
         Ok((Writer { tx, counters }, handle))
     }
 
-    /// Stores a payload; returns once it is committed.
+    /// Stores a payload; returns once it is committed. Waits while the queue is full.
     pub async fn write(&self, payload: Payload) -> Result<(), StoreError> {
         if payload.len() == 0 {
             return Ok(());
@@ -81,6 +99,31 @@ impl Writer {
             self.counters.write_queue.fetch_sub(1, Ordering::Relaxed);
             return Err(StoreError::WriterGone);
         }
+        Self::wait(wait).await
+    }
+
+    /// Stores a payload like [`Writer::write`], but when the queue is full refuses it
+    /// at once with [`StoreError::Busy`] (counted in `steward_refused_total`): the
+    /// ingest handlers answer that with 503 and `Retry-After`.
+    pub async fn try_write(&self, payload: Payload) -> Result<(), StoreError> {
+        if payload.len() == 0 {
+            return Ok(());
+        }
+        let (done, wait) = oneshot::channel();
+        match self.tx.try_send(Job { payload, done }) {
+            Ok(()) => {
+                self.counters.write_queue.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                return Err(StoreError::Busy);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(StoreError::WriterGone),
+        }
+        Self::wait(wait).await
+    }
+
+    async fn wait(wait: oneshot::Receiver<Result<(), String>>) -> Result<(), StoreError> {
         match wait.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(StoreError::Write(message)),
@@ -90,7 +133,7 @@ impl Writer {
 }
 
 fn run(
-    store: &dyn Store,
+    metrics: &MetricStore,
     mut rx: mpsc::Receiver<Job>,
     pipeline: Option<SyncSender<PipelineInput>>,
     counters: &Counters,
@@ -112,40 +155,32 @@ fn run(
             .fetch_sub(jobs.len() as u64, Ordering::Relaxed);
 
         let mut logs = Vec::new();
-        let mut items = Vec::new();
-        let mut waiting = Vec::with_capacity(jobs.len());
+        let mut log_waiting = Vec::new();
+        let mut metric_jobs = Vec::new();
         for job in jobs {
             match job.payload {
-                Payload::Logs(mut v) if logs.is_empty() => std::mem::swap(&mut logs, &mut v),
-                Payload::Logs(v) => logs.extend(v),
-                Payload::Samples(mut v) if items.is_empty() => std::mem::swap(&mut items, &mut v),
-                Payload::Samples(v) => items.extend(v),
+                Payload::Logs(mut v) => {
+                    if logs.is_empty() {
+                        std::mem::swap(&mut logs, &mut v);
+                    } else {
+                        logs.extend(v);
+                    }
+                    log_waiting.push(job.done);
+                }
+                payload => metric_jobs.push((payload, job.done)),
             }
-            waiting.push(job.done);
         }
 
-        let result = commit(store, logs, items);
-        let (logs, last_id, ids, items) = match result {
-            Ok(stored) => stored,
-            Err(e) => {
-                tracing::error!("store write failed: {e}");
-                let message = e.to_string();
-                for done in waiting {
-                    let _ = done.send(Err(message.clone()));
-                }
-                continue;
-            }
+        let rows = if metric_jobs.is_empty() {
+            Vec::new()
+        } else {
+            commit_samples(metrics, metric_jobs, counters)
         };
-        counters.commits.fetch_add(1, Ordering::Relaxed);
-        counters
-            .logs_in
-            .fetch_add(logs.len() as u64, Ordering::Relaxed);
-        counters
-            .samples_in
-            .fetch_add(items.len() as u64, Ordering::Relaxed);
-        for done in waiting {
-            let _ = done.send(Ok(()));
-        }
+        let (logs, last_id) = if logs.is_empty() {
+            (logs, None)
+        } else {
+            commit_logs(metrics, logs, log_waiting, counters)
+        };
 
         if let Some(pipeline) = &pipeline {
             let mut inputs = Vec::new();
@@ -155,8 +190,11 @@ fn run(
                     last_id,
                 });
             }
-            if !items.is_empty() {
-                inputs.push(PipelineInput::Samples { ids, items });
+            if !rows.is_empty() {
+                inputs.push(PipelineInput::Samples {
+                    rows,
+                    acked_at: Instant::now(),
+                });
             }
             for input in inputs {
                 let n = input.len() as u64;
@@ -170,28 +208,96 @@ fn run(
     }
 }
 
-type Stored = (
-    Vec<LogRecord>,
-    Option<i64>,
-    Vec<super::SeriesId>,
-    Vec<(SeriesKey, Sample)>,
-);
+/// Interns and appends every metric job with one log sync, answers them, and returns
+/// the rows stored (for the pipeline).
+fn commit_samples(
+    metrics: &MetricStore,
+    jobs: Vec<(Payload, oneshot::Sender<Result<(), String>>)>,
+    counters: &Counters,
+) -> Vec<Row> {
+    let mut refused = 0u64;
+    let result = (|| -> Result<(Vec<Row>, u64), StoreError> {
+        let mut head = metrics.lock()?;
+        let mut batches: Vec<Vec<Row>> = Vec::with_capacity(jobs.len());
+        for (payload, _) in &jobs {
+            let mut rows = Vec::new();
+            match payload {
+                Payload::RemoteWrite(w) => w.rows(&mut head.db, &mut rows, &mut refused)?,
+                Payload::Samples(items) => {
+                    intern_keyed(&mut head.db, items, &mut rows, &mut refused)?;
+                }
+                Payload::Logs(_) => {}
+            }
+            batches.push(rows);
+        }
+        let refs: Vec<&[Row]> = batches.iter().map(Vec::as_slice).collect();
+        let outcomes = head.db.append_group(&refs)?;
+        drop(head);
+        let mut out_of_order = 0u64;
+        for o in &outcomes {
+            out_of_order += o.refused() as u64;
+        }
+        let rows = batches.concat();
+        Ok((rows, out_of_order))
+    })();
+    let (rows, out_of_order) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("metric write failed: {e}");
+            let message = e.to_string();
+            for (_, done) in jobs {
+                let _ = done.send(Err(message.clone()));
+            }
+            return Vec::new();
+        }
+    };
+    // The new series' definitions are in the log already; copying them into the
+    // store's series table before answering makes them listed by the API at once. A
+    // failure here is retried with the next batch (and at start).
+    if let Err(e) = metrics.define_pending() {
+        tracing::error!("cannot copy new series definitions to the store: {e}");
+    }
+    counters.commits.fetch_add(1, Ordering::Relaxed);
+    counters.samples_in.fetch_add(
+        (rows.len() as u64).saturating_sub(out_of_order),
+        Ordering::Relaxed,
+    );
+    // Samples at or before their series' last timestamp (a resend, or out of order)
+    // are not stored; they are counted, as Prometheus counts them.
+    counters
+        .samples_rejected
+        .fetch_add(refused + out_of_order, Ordering::Relaxed);
+    for (_, done) in jobs {
+        let _ = done.send(Ok(()));
+    }
+    rows
+}
 
-fn commit(
+fn commit_logs(
     store: &dyn Store,
     logs: Vec<LogRecord>,
-    items: Vec<(SeriesKey, Sample)>,
-) -> Result<Stored, StoreError> {
-    let keys: Vec<&SeriesKey> = items.iter().map(|(k, _)| k).collect();
-    let ids = store.intern(&keys)?;
-    let batch = WriteBatch {
-        logs,
-        samples: ids
-            .iter()
-            .zip(&items)
-            .map(|(id, (_, s))| (*id, *s))
-            .collect(),
-    };
-    let last_id = store.append(&batch)?;
-    Ok((batch.logs, last_id, ids, items))
+    waiting: Vec<oneshot::Sender<Result<(), String>>>,
+    counters: &Counters,
+) -> (Vec<LogRecord>, Option<i64>) {
+    let batch = WriteBatch { logs };
+    match store.append(&batch) {
+        Ok(last_id) => {
+            counters.commits.fetch_add(1, Ordering::Relaxed);
+            counters
+                .logs_in
+                .fetch_add(batch.logs.len() as u64, Ordering::Relaxed);
+            for done in waiting {
+                let _ = done.send(Ok(()));
+            }
+            (batch.logs, last_id)
+        }
+        Err(e) => {
+            tracing::error!("store write failed: {e}");
+            let message = e.to_string();
+            for done in waiting {
+                let _ = done.send(Err(message.clone()));
+            }
+            (Vec::new(), None)
+        }
+    }
 }

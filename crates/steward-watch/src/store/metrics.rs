@@ -1,0 +1,466 @@
+//! The metric side of the store: steward-tsdb's head and write-ahead log in front of
+//! the store's chunk table.
+//!
+//! A sample is acknowledged once [`Tsdb::append_group`] has synced it into the log.
+//! Series get their ids from steward-tsdb's interner and are copied into the store's
+//! series table (so `/api/v1/series` lists them) before their first batch is answered.
+//! Closed chunks go to the store as one blob each ([`MetricStore::persist`], on the
+//! [`super::persister`] thread), after which the log may drop them.
+//!
+//! [`MetricStore`] is itself a [`Store`]: everything but series and points is passed to
+//! the store it wraps, and points are answered from persisted chunks, chunks on their
+//! way to the store, and the open head, so a sample is readable from the moment it is
+//! acknowledged.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use steward_core::{Incident, IncidentStatus, Sample, SeriesKey, TimestampMs};
+use steward_tsdb::{ChunkIter, ChunkMeta, ClosedChunk, ReplayReport, Row, Tsdb, TsdbOptions};
+
+use super::{
+    AnalysisBatch, Band, LogQuery, Point, SeriesId, SeriesInfo, Store, StoreError, StoreStats,
+    StoredAnomaly, StoredChunk, StoredLog, TemplateRow, WriteBatch,
+};
+
+/// The label that holds a series' name, as Prometheus spells it.
+pub const NAME_LABEL: &str = "__name__";
+
+/// The head, and the chunks taken from it that the store does not hold yet.
+#[derive(Debug)]
+pub struct Head {
+    /// The database.
+    pub db: Tsdb,
+    /// Chunks taken from the head and being written (or failed to be written) to the
+    /// store; reads include them so that nothing acknowledged disappears meanwhile.
+    unsaved: Vec<ClosedChunk>,
+}
+
+/// steward-tsdb in front of a [`Store`].
+#[derive(Debug)]
+pub struct MetricStore {
+    inner: Arc<dyn Store>,
+    head: Mutex<Head>,
+    /// Every id below this is in the store's series table.
+    defined_below: AtomicU32,
+}
+
+/// A series key as the `(name, value)` pairs steward-tsdb interns: `__name__` and the
+/// labels. Not sorted when a label name sorts before `__name__` (upper case): the
+/// interner sorts such sets itself.
+pub fn key_pairs(key: &SeriesKey) -> impl Iterator<Item = (&str, &str)> + Clone {
+    std::iter::once((NAME_LABEL, key.name.as_str()))
+        .chain(key.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// The series key of interned pairs.
+pub fn key_of<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> SeriesKey {
+    let mut key = SeriesKey::new("");
+    for (name, value) in pairs {
+        if name == NAME_LABEL {
+            key.name = value.to_string();
+        } else {
+            key.labels.insert(name.to_string(), value.to_string());
+        }
+    }
+    key
+}
+
+fn stored(c: &ClosedChunk) -> StoredChunk {
+    StoredChunk {
+        series: i64::from(c.meta.series),
+        min_ts: c.meta.min_ts,
+        max_ts: c.meta.max_ts,
+        samples: u32::from(c.meta.samples),
+        bytes: c.bytes.clone(),
+    }
+}
+
+fn tsdb_id(id: SeriesId) -> Option<u32> {
+    u32::try_from(id).ok()
+}
+
+impl MetricStore {
+    /// Opens (creating if needed) the head's log in `dir`, replays it, and copies
+    /// into `inner` any series definition the log has and the store lacks (the
+    /// process may have died between the two).
+    pub fn open(
+        inner: Arc<dyn Store>,
+        dir: &Path,
+        options: TsdbOptions,
+    ) -> Result<(MetricStore, ReplayReport), StoreError> {
+        let (db, report) = Tsdb::open(dir, options)?;
+        if !report.corruption.is_empty() || report.bad_records > 0 {
+            tracing::warn!(
+                "time-series log: {} damaged frames, {} bad records skipped",
+                report.corruption.len(),
+                report.bad_records
+            );
+        }
+        let below = match inner.highest_series_id()? {
+            Some(id) => u32::try_from(id.saturating_add(1)).unwrap_or(0),
+            None => 0,
+        };
+        let store = MetricStore {
+            inner,
+            head: Mutex::new(Head {
+                db,
+                unsaved: Vec::new(),
+            }),
+            defined_below: AtomicU32::new(below),
+        };
+        store.define_pending()?;
+        Ok((store, report))
+    }
+
+    /// The store behind the head.
+    pub fn inner(&self) -> &Arc<dyn Store> {
+        &self.inner
+    }
+
+    /// Locks the head: the writer thread interns and appends under it.
+    pub fn lock(&self) -> Result<MutexGuard<'_, Head>, StoreError> {
+        self.head.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// Copies the definitions of series the store does not have yet. Ids are dense
+    /// and handed out in order, so "not yet" is every id from the last copied on.
+    pub fn define_pending(&self) -> Result<usize, StoreError> {
+        let from = self.defined_below.load(Ordering::Acquire);
+        let (defs, bound) = {
+            let head = self.lock()?;
+            let bound = u32::try_from(head.db.interner().id_bound()).unwrap_or(u32::MAX);
+            if bound <= from {
+                return Ok(0);
+            }
+            let defs: Vec<(SeriesId, SeriesKey)> = (from..bound)
+                .filter_map(|id| Some((i64::from(id), key_of(head.db.labels(id)?))))
+                .collect();
+            (defs, bound)
+        };
+        self.inner.define_series(&defs)?;
+        self.defined_below.fetch_max(bound, Ordering::AcqRel);
+        Ok(defs.len())
+    }
+
+    /// The key of an interned series.
+    pub fn key(&self, id: SeriesId) -> Option<SeriesKey> {
+        let head = self.lock().ok()?;
+        head.db.labels(tsdb_id(id)?).map(key_of)
+    }
+
+    /// Interns keyed samples and appends them in one commit: the pipeline's
+    /// template-rate points. Returns the id of each item.
+    pub fn append_keyed(&self, items: &[(SeriesKey, Sample)]) -> Result<Vec<Row>, StoreError> {
+        let rows = {
+            let mut head = self.lock()?;
+            let mut rows = Vec::with_capacity(items.len());
+            intern_keyed(&mut head.db, items, &mut rows, &mut 0)?;
+            head.db.append(&rows)?;
+            rows
+        };
+        self.define_pending()?;
+        Ok(rows)
+    }
+
+    /// Moves closed chunks (all open ones too when `close_all`) to the store and
+    /// marks them persisted, so the log may drop them. Returns how many were stored.
+    /// The store write runs without the lock; until it is done, reads find the
+    /// chunks in the unsaved list.
+    pub fn persist(&self, close_all: bool) -> Result<usize, StoreError> {
+        let batch: Vec<StoredChunk> = {
+            let mut head = self.lock()?;
+            if close_all {
+                head.db.close_all();
+            }
+            let closed = head.db.take_closed();
+            head.unsaved.extend(closed);
+            head.unsaved.iter().map(stored).collect()
+        };
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        self.inner.save_chunks(&batch)?;
+        let mut head = self.lock()?;
+        let saved: Vec<ChunkMeta> = head.unsaved.drain(..batch.len()).map(|c| c.meta).collect();
+        head.db.mark_persisted(&saved)?;
+        Ok(saved.len())
+    }
+
+    /// Closes the open chunks of series with no sample since `before` (gone quiet),
+    /// so that their samples reach the store and the log can shrink.
+    pub fn close_idle(&self, before: TimestampMs) -> Result<usize, StoreError> {
+        Ok(self.lock()?.db.close_idle(before))
+    }
+
+    /// The samples the head holds for one series in `[from, to)`: its open chunk,
+    /// closed chunks not yet taken, and chunks on their way to the store.
+    fn head_chunks(&self, id: u32) -> Result<Vec<ClosedChunk>, StoreError> {
+        let head = self.lock()?;
+        let mut out: Vec<ClosedChunk> = head
+            .unsaved
+            .iter()
+            .chain(head.db.head().closed_pending())
+            .filter(|c| c.meta.series == id)
+            .cloned()
+            .collect();
+        out.extend(head.db.head().open_chunk(id));
+        Ok(out)
+    }
+
+    /// Samples in the head (open chunks and chunks not yet stored), per series asked.
+    fn head_summary(&self, ids: &[SeriesId]) -> Result<Vec<Option<HeadSummary>>, StoreError> {
+        let head = self.lock()?;
+        Ok(ids
+            .iter()
+            .map(|&id| {
+                let id = tsdb_id(id)?;
+                let mut summary: Option<HeadSummary> = None;
+                let pending = head
+                    .unsaved
+                    .iter()
+                    .chain(head.db.head().closed_pending())
+                    .filter(|c| c.meta.series == id)
+                    .cloned();
+                for chunk in pending.chain(head.db.head().open_chunk(id)) {
+                    let last = chunk.iter().filter_map(Result::ok).last();
+                    let s = summary.get_or_insert_default();
+                    s.points += u64::from(chunk.meta.samples);
+                    if let Some((ts, v)) = last {
+                        if s.last.is_none_or(|(t, _)| ts >= t) {
+                            s.last = Some((ts, v));
+                        }
+                    }
+                }
+                summary
+            })
+            .collect())
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct HeadSummary {
+    points: u64,
+    last: Option<(TimestampMs, f64)>,
+}
+
+/// Interns keyed samples into rows. Consecutive samples of one key are interned once.
+/// A key steward-tsdb refuses (too many series, a label set too long) is skipped and
+/// counted in `refused`.
+pub fn intern_keyed(
+    db: &mut Tsdb,
+    items: &[(SeriesKey, Sample)],
+    rows: &mut Vec<Row>,
+    refused: &mut u64,
+) -> Result<(), StoreError> {
+    let mut last: Option<(&SeriesKey, u32)> = None;
+    for (key, sample) in items {
+        let id = match last {
+            Some((k, id)) if k == key => id,
+            _ => match db.intern(key_pairs(key)) {
+                Ok(id) => {
+                    last = Some((key, id));
+                    id
+                }
+                Err(steward_tsdb::TsdbError::Labels(e)) => {
+                    tracing::debug!("series {key} refused: {e}");
+                    *refused += 1;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        rows.push(Row::new(id, sample.timestamp_ms, sample.value));
+    }
+    Ok(())
+}
+
+/// Decodes chunks into points in `[from, to)`, one per timestamp (a chunk stored and
+/// also replayed after a crash holds the same samples), with the bands stored for
+/// their timestamps, thinned to `max_points`.
+pub fn points_of(
+    stored: &[StoredChunk],
+    head: Option<&[ClosedChunk]>,
+    bands: &[(TimestampMs, Band)],
+    from: TimestampMs,
+    to: TimestampMs,
+    max_points: usize,
+) -> Vec<Point> {
+    let mut samples: Vec<(i64, f64)> = Vec::new();
+    let mut take = |iter: ChunkIter<'_>| {
+        // A damaged blob yields what decoded before the flaw.
+        samples.extend(
+            iter.map_while(Result::ok)
+                .filter(|(ts, _)| *ts >= from && *ts < to),
+        );
+    };
+    for c in stored {
+        take(ChunkIter::new(&c.bytes));
+    }
+    for c in head.unwrap_or_default() {
+        take(c.iter());
+    }
+    samples.sort_by_key(|(ts, _)| *ts);
+    samples.dedup_by_key(|(ts, _)| *ts);
+    let mut bands = bands.to_vec();
+    bands.sort_by_key(|(ts, _)| *ts);
+    let points = samples
+        .into_iter()
+        .map(|(ts, value)| Point {
+            timestamp_ms: ts,
+            value,
+            band: bands
+                .binary_search_by_key(&ts, |(t, _)| *t)
+                .ok()
+                .map(|i| bands[i].1),
+        })
+        .collect();
+    super::sqlite::thin(points, max_points.max(1))
+}
+
+impl Store for MetricStore {
+    fn append(&self, batch: &WriteBatch) -> Result<Option<i64>, StoreError> {
+        self.inner.append(batch)
+    }
+    fn logs_after(&self, after: i64, limit: usize) -> Result<Vec<StoredLog>, StoreError> {
+        self.inner.logs_after(after, limit)
+    }
+    fn intern(&self, keys: &[&SeriesKey]) -> Result<Vec<SeriesId>, StoreError> {
+        let ids = {
+            let mut head = self.lock()?;
+            let mut ids = Vec::with_capacity(keys.len());
+            for key in keys {
+                ids.push(i64::from(head.db.intern(key_pairs(key))?));
+            }
+            head.db.sync()?;
+            ids
+        };
+        self.define_pending()?;
+        Ok(ids)
+    }
+    fn define_series(&self, defs: &[(SeriesId, SeriesKey)]) -> Result<(), StoreError> {
+        self.inner.define_series(defs)
+    }
+    fn highest_series_id(&self) -> Result<Option<SeriesId>, StoreError> {
+        self.inner.highest_series_id()
+    }
+    fn save_chunks(&self, chunks: &[StoredChunk]) -> Result<(), StoreError> {
+        self.inner.save_chunks(chunks)
+    }
+    fn chunks(
+        &self,
+        id: SeriesId,
+        from: TimestampMs,
+        to: TimestampMs,
+    ) -> Result<Vec<StoredChunk>, StoreError> {
+        self.inner.chunks(id, from, to)
+    }
+    fn bands(
+        &self,
+        id: SeriesId,
+        from: TimestampMs,
+        to: TimestampMs,
+    ) -> Result<Vec<(TimestampMs, Band)>, StoreError> {
+        self.inner.bands(id, from, to)
+    }
+    fn save_analysis(&self, batch: &AnalysisBatch) -> Result<(), StoreError> {
+        self.inner.save_analysis(batch)
+    }
+    fn state(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.state(name)
+    }
+    fn search_logs(&self, query: &LogQuery) -> Result<Vec<StoredLog>, StoreError> {
+        self.inner.search_logs(query)
+    }
+    fn series(
+        &self,
+        name: Option<&str>,
+        labels: &[(String, String)],
+        limit: usize,
+    ) -> Result<Vec<SeriesInfo>, StoreError> {
+        let mut list = self.inner.series(name, labels, limit)?;
+        let ids: Vec<SeriesId> = list.iter().map(|s| s.id).collect();
+        let heads = self.head_summary(&ids)?;
+        for (info, head) in list.iter_mut().zip(heads) {
+            if let Some(h) = head {
+                info.points += h.points;
+                if let Some((ts, v)) = h.last {
+                    if info.last_ms.is_none_or(|l| ts >= l) {
+                        info.last_ms = Some(ts);
+                        info.last_value = Some(v);
+                    }
+                }
+            }
+        }
+        Ok(list)
+    }
+    fn series_key(&self, id: SeriesId) -> Result<Option<SeriesKey>, StoreError> {
+        match self.key(id) {
+            Some(key) => Ok(Some(key)),
+            None => self.inner.series_key(id),
+        }
+    }
+    fn points(
+        &self,
+        id: SeriesId,
+        from: TimestampMs,
+        to: TimestampMs,
+        max_points: usize,
+    ) -> Result<Vec<Point>, StoreError> {
+        let head = match tsdb_id(id) {
+            Some(id) => self.head_chunks(id)?,
+            None => Vec::new(),
+        };
+        let stored = self.inner.chunks(id, from, to)?;
+        let bands = self.inner.bands(id, from, to)?;
+        Ok(points_of(
+            &stored,
+            Some(&head),
+            &bands,
+            from,
+            to,
+            max_points,
+        ))
+    }
+    fn templates(&self, limit: usize) -> Result<Vec<TemplateRow>, StoreError> {
+        self.inner.templates(limit)
+    }
+    fn template(&self, id: u64) -> Result<Option<TemplateRow>, StoreError> {
+        self.inner.template(id)
+    }
+    fn anomalies(
+        &self,
+        from: TimestampMs,
+        to: TimestampMs,
+        limit: usize,
+    ) -> Result<Vec<StoredAnomaly>, StoreError> {
+        self.inner.anomalies(from, to, limit)
+    }
+    fn incidents(
+        &self,
+        status: Option<IncidentStatus>,
+        limit: usize,
+    ) -> Result<Vec<Incident>, StoreError> {
+        self.inner.incidents(status, limit)
+    }
+    fn incident(&self, id: u64) -> Result<Option<Incident>, StoreError> {
+        self.inner.incident(id)
+    }
+    fn prune_logs(&self, before: TimestampMs) -> Result<u64, StoreError> {
+        self.inner.prune_logs(before)
+    }
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        let mut stats = self.inner.stats()?;
+        let head = self.lock()?;
+        let pending: u64 = head
+            .unsaved
+            .iter()
+            .chain(head.db.head().closed_pending())
+            .map(|c| u64::from(c.meta.samples))
+            .sum();
+        stats.samples += pending + head.db.head().open_samples();
+        stats.series = stats.series.max(head.db.interner().len() as u64);
+        Ok(stats)
+    }
+}
