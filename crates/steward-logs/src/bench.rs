@@ -217,8 +217,7 @@ fn run_dataset(
     let start = Instant::now();
     let mut ids = Vec::with_capacity(lines.len());
     for line in &lines {
-        let body = header.parse(line).map(|r| r.body);
-        let content = body.as_deref().unwrap_or(line);
+        let content = header.content(line).unwrap_or(line);
         ids.push(miner.add(content).template_id);
     }
     let elapsed = start.elapsed().as_secs_f64().max(1e-9);

@@ -7,6 +7,7 @@
 //! whole line, and [`ParseStats::unmatched`] counts it.
 
 mod header;
+mod pattern;
 mod structured;
 mod syslog;
 mod time;

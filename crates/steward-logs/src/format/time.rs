@@ -130,6 +130,244 @@ pub(crate) fn parse_clf(s: &str) -> Option<TimestampMs> {
     to_ms(y, mo, d, h, mi, sec, 0, parse_offset(zone)?)
 }
 
+/// Whether a header field's name says it holds (part of) the date or time.
+pub(crate) fn is_stamp_field(name: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "timestamp",
+        "datetime",
+        "date",
+        "time",
+        "month",
+        "day",
+        "year",
+    ];
+    NAMES.iter().any(|n| name.eq_ignore_ascii_case(n))
+}
+
+/// The time that a header's date and time fields say, given as (name, value) in format
+/// order: a field that is a whole timestamp on its own (`Timestamp`, `Datetime`,
+/// `Time`, `Date`, in that order), else all of them read together (`<Date> <Time>`).
+/// Without a year (`Jun 14 15:16:01`) there is no timestamp: none is guessed. Header
+/// times carry no zone and are taken as UTC.
+pub(crate) fn parse_header_stamp(fields: &[(&str, &str)]) -> Option<TimestampMs> {
+    for name in ["timestamp", "datetime", "time", "date"] {
+        for (field, value) in fields {
+            if field.eq_ignore_ascii_case(name) {
+                if let Some(ms) = parse_instant(value) {
+                    return Some(ms);
+                }
+            }
+        }
+    }
+    if fields.len() < 2 {
+        return None;
+    }
+    let joined = fields
+        .iter()
+        .map(|(_, value)| *value)
+        .collect::<Vec<_>>()
+        .join(" ");
+    parse_instant(&joined)
+}
+
+/// A complete date and time written in one of the common ways: RFC 3339 / ISO 8601,
+/// access-log time, epoch seconds or milliseconds (9 to 13 digits), or numbers in
+/// year-month-day order with a time (`2005-06-03-15.42.50.675872`, `081109 203615`,
+/// `17/06/09 20:10:40`, two-digit years being 20yy), or a month name with day, time
+/// and year in any order (`Sun Dec 04 04:47:44 2005`).
+pub(crate) fn parse_instant(s: &str) -> Option<TimestampMs> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return if (9..=13).contains(&s.len()) {
+            parse_epoch(s.parse().ok()?)
+        } else {
+            None
+        };
+    }
+    parse_rfc3339(s)
+        .or_else(|| parse_clf(s))
+        .or_else(|| parse_loose(s))
+}
+
+/// One number of a date-time and the separator before it.
+#[derive(Debug, Clone, Copy)]
+struct Num<'a> {
+    digits: &'a str,
+    after: u8,
+}
+
+/// The numbered and named parts of a date-time, with no fixed layout (see
+/// [`parse_instant`]).
+fn parse_loose(s: &str) -> Option<TimestampMs> {
+    let b = s.as_bytes();
+    let mut nums: Vec<Num<'_>> = Vec::new();
+    let mut month = None;
+    let mut i = 0;
+    let mut sep = b' ';
+    while i < b.len() {
+        let start = i;
+        if b[i].is_ascii_digit() {
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            nums.push(Num {
+                digits: &s[start..i],
+                after: sep,
+            });
+        } else if b[i].is_ascii_alphabetic() {
+            while i < b.len() && b[i].is_ascii_alphabetic() {
+                i += 1;
+            }
+            let word = &s[start..i];
+            if let Some(m) = month_number(word).filter(|_| is_month_name(word)) {
+                if month.replace(m).is_some() {
+                    return None;
+                }
+            } else if !is_weekday_name(word) {
+                // Any other word (`PM`, a zone name) would change the meaning.
+                return None;
+            }
+        } else {
+            sep = b[i];
+            i += 1;
+            continue;
+        }
+        sep = b' ';
+    }
+    let n = |k: usize| nums.get(k).and_then(|x| num(x.digits));
+    match month {
+        Some(mo) => {
+            // The time is three numbers joined by colons; the rest are day and year.
+            let t = (0..nums.len().saturating_sub(2))
+                .find(|&k| nums[k + 1].after == b':' && nums[k + 2].after == b':')?;
+            let (ms, fraction) = fraction_after(&nums, t + 2);
+            let mut day = None;
+            let mut year = None;
+            for (k, x) in nums.iter().enumerate() {
+                if (t..=t + 2).contains(&k) || Some(k) == fraction {
+                    continue;
+                }
+                match x.digits.len() {
+                    1 | 2 if day.is_none() => day = num(x.digits),
+                    4 if year.is_none() => year = num(x.digits),
+                    _ => return None,
+                }
+            }
+            to_ms(
+                i64::from(year?),
+                mo,
+                day?,
+                n(t)?,
+                n(t + 1)?,
+                n(t + 2)?,
+                ms,
+                0,
+            )
+        }
+        None => {
+            // Split run-together numbers: `081109` is yy mm dd, `203615` hh mm ss.
+            let mut parts: Vec<&str> = Vec::new();
+            let mut fraction = None;
+            for (k, x) in nums.iter().enumerate() {
+                let d = x.digits;
+                if parts.len() >= 6 {
+                    if fraction.is_none() && matches!(x.after, b'.' | b',') && k == nums.len() - 1 {
+                        fraction = Some(d);
+                        continue;
+                    }
+                    return None;
+                }
+                match d.len() {
+                    6 if parts.len() % 3 == 0 => {
+                        parts.extend([&d[..2], &d[2..4], &d[4..]]);
+                    }
+                    8 if k == 0 => parts.extend([&d[..4], &d[4..6], &d[6..]]),
+                    _ => parts.push(d),
+                }
+            }
+            if parts.len() != 6 {
+                return None;
+            }
+            let year = match parts[0].len() {
+                4 => i64::from(num(parts[0])?),
+                2 => 2000 + i64::from(num(parts[0])?),
+                _ => return None,
+            };
+            if parts[1..].iter().any(|p| p.len() > 2) {
+                return None;
+            }
+            let ms = fraction.map_or(Some(0), millis)?;
+            let p = |k: usize| num(parts[k]);
+            to_ms(year, p(1)?, p(2)?, p(3)?, p(4)?, p(5)?, ms, 0)
+        }
+    }
+}
+
+/// The milliseconds of the number after the seconds at `k`, if it is a fraction
+/// (`44.123`, `47,978`), and its index.
+fn fraction_after(nums: &[Num<'_>], k: usize) -> (u32, Option<usize>) {
+    match nums.get(k + 1) {
+        Some(x) if matches!(x.after, b'.' | b',') => match millis(x.digits) {
+            Some(ms) => (ms, Some(k + 1)),
+            None => (0, None),
+        },
+        _ => (0, None),
+    }
+}
+
+/// The first three digits of a decimal fraction, as milliseconds.
+fn millis(digits: &str) -> Option<u32> {
+    let mut ms = 0;
+    let mut taken = 0;
+    for c in digits.bytes().take(3) {
+        ms = ms * 10 + u32::from(c.checked_sub(b'0').filter(|d| *d <= 9)?);
+        taken += 1;
+    }
+    while taken < 3 {
+        ms *= 10;
+        taken += 1;
+    }
+    Some(ms)
+}
+
+/// A month written as a word: its three-letter abbreviation or its full name.
+fn is_month_name(word: &str) -> bool {
+    const FULL: [&str; 12] = [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ];
+    word.len() == 3 || FULL.iter().any(|m| word.eq_ignore_ascii_case(m))
+}
+
+/// A weekday written as a word, which a date-time may carry and which adds nothing.
+fn is_weekday_name(word: &str) -> bool {
+    const DAYS: [&str; 7] = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
+    DAYS.iter().any(|d| {
+        word.eq_ignore_ascii_case(d) || (word.len() == 3 && d[..3].eq_ignore_ascii_case(word))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
