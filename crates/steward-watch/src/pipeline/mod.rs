@@ -383,6 +383,30 @@ impl Pipeline {
             }
             return;
         }
+        // Keys of series seen for the first time, fetched under one lock of the head
+        // (the writer holds it while it syncs the log): not one lock per new series.
+        let unseen: Vec<SeriesId> = rows
+            .iter()
+            .map(|r| SeriesId::from(r.series))
+            .filter(|&id| {
+                usize::try_from(id)
+                    .ok()
+                    .and_then(|slot| self.trackers.get(slot))
+                    .is_none_or(Option::is_none)
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut keys: HashMap<SeriesId, SeriesKey> = if unseen.is_empty() {
+            HashMap::new()
+        } else {
+            unseen
+                .iter()
+                .copied()
+                .zip(self.metrics.keys(&unseen))
+                .filter_map(|(id, k)| Some((id, k?)))
+                .collect()
+        };
         let mut rest = rows;
         while let Some(first) = rest.first() {
             let n = rest
@@ -392,7 +416,7 @@ impl Pipeline {
             let (run, tail) = rest.split_at(n);
             rest = tail;
             let id = SeriesId::from(first.series);
-            let mut key = None;
+            let mut key = keys.remove(&id);
             for r in run {
                 self.data_now = self.data_now.max(r.timestamp_ms);
                 let sample = Sample::new(r.timestamp_ms, r.value);

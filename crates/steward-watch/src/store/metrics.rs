@@ -150,6 +150,16 @@ impl MetricStore {
         head.db.labels(tsdb_id(id)?).map(key_of)
     }
 
+    /// The keys of several series, under one lock.
+    pub fn keys(&self, ids: &[SeriesId]) -> Vec<Option<SeriesKey>> {
+        let Ok(head) = self.lock() else {
+            return vec![None; ids.len()];
+        };
+        ids.iter()
+            .map(|&id| head.db.labels(tsdb_id(id)?).map(key_of))
+            .collect()
+    }
+
     /// Interns keyed samples and appends them in one commit: the pipeline's
     /// template-rate points. Returns the id of each item.
     pub fn append_keyed(&self, items: &[(SeriesKey, Sample)]) -> Result<Vec<Row>, StoreError> {
