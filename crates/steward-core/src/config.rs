@@ -90,6 +90,148 @@ pub struct WatchConfig {
     pub store: String,
     /// How many days raw log lines are kept.
     pub retention_days: u32,
+    /// How often scrape targets without their own `interval` are scraped, e.g. `15s`.
+    #[serde(deserialize_with = "duration_text")]
+    pub scrape_interval: String,
+    /// `[[watch.scrape]]`: Prometheus targets scraped for metrics.
+    pub scrape: Vec<ScrapeConfig>,
+    /// `[[watch.tail]]`: log files followed.
+    pub tail: Vec<TailConfig>,
+    /// `[[watch.webhook]]`: where incident events are POSTed.
+    pub webhook: Vec<WebhookConfig>,
+}
+
+/// `[[watch.scrape]]`: one Prometheus target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeConfig {
+    /// The page, `http(s)://HOST[:PORT]/metrics`.
+    #[serde(deserialize_with = "http_url")]
+    pub url: String,
+    /// The `job` label added to every sample (as Prometheus does); none when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// How often it is scraped; `watch.scrape_interval` when unset.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_duration_text"
+    )]
+    pub interval: Option<String>,
+    /// Labels added to every sample (a label the page sets wins).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `[[watch.tail]]`: one log file, or every file a glob matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TailConfig {
+    /// The file, or a glob such as `/var/log/app/*.log` (new matches are picked up).
+    pub path: String,
+    /// The service its records belong to; the file's name without extension when unset
+    /// (a record that names its own service keeps it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// How its lines are written, as `logs.format`: `auto`, `json`, `logfmt`, `syslog`,
+    /// `access`, `raw`, or a header format.
+    #[serde(default = "auto_format")]
+    pub format: String,
+}
+
+fn auto_format() -> String {
+    "auto".into()
+}
+
+/// The payload shape of a webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookKind {
+    /// `{"event": ..., "incident": {...}}`.
+    #[default]
+    Json,
+    /// Slack's incoming-webhook shape, `{"text": ...}`.
+    Slack,
+}
+
+/// `[[watch.webhook]]`: one alert sink.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Where to POST, `http://` or `https://`.
+    #[serde(deserialize_with = "http_url")]
+    pub url: String,
+    /// `json` (the default) or `slack`.
+    #[serde(default)]
+    pub kind: WebhookKind,
+    /// Only incidents at least this severe are sent: `info`, `low` (the default),
+    /// `medium`, `high` or `critical`.
+    #[serde(default = "low_severity")]
+    pub min_severity: crate::Severity,
+    /// A PEM file of extra CA certificates trusted for this `https://` URL (for a
+    /// receiver behind a private CA), besides the built-in public roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn low_severity() -> crate::Severity {
+    crate::Severity::Low
+}
+
+/// Parses `1500ms`, `90s`, `15m`, `12h`, `7d`, `2w` (or plain seconds) into
+/// milliseconds; `None` when it is not a positive duration.
+pub fn parse_duration_ms(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let unit_ms = match unit.trim() {
+        "" | "s" => 1_000.0,
+        "ms" => 1.0,
+        "m" | "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        "w" => 7.0 * 86_400_000.0,
+        _ => return None,
+    };
+    let ms = n * unit_ms;
+    #[allow(clippy::cast_possible_truncation)]
+    (ms.is_finite() && (1.0..9e15).contains(&ms)).then_some(ms as i64)
+}
+
+/// A duration key: kept as written (so `config show` prints it so), checked here so a
+/// bad one is reported with its file and line.
+fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let text = String::deserialize(d)?;
+    match parse_duration_ms(&text) {
+        Some(_) => Ok(text),
+        None => Err(serde::de::Error::custom(format!(
+            "invalid duration {text:?}: expected e.g. 500ms, 15s, 5m, 1h"
+        ))),
+    }
+}
+
+fn optional_duration_text<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    duration_text(d).map(Some)
+}
+
+/// A URL key: `http://HOST...` or `https://HOST...`, checked where it is read.
+fn http_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let text = String::deserialize(d)?;
+    let host = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"))
+        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(""));
+    match host {
+        Some(h) if !h.is_empty() && !h.contains(char::is_whitespace) => Ok(text),
+        _ => Err(serde::de::Error::custom(format!(
+            "invalid URL {text:?}: expected http://HOST[:PORT]/PATH or https://..."
+        ))),
+    }
 }
 
 impl Default for WatchConfig {
@@ -100,6 +242,10 @@ impl Default for WatchConfig {
             data_dir: PathBuf::from("steward-data"),
             store: "embedded".into(),
             retention_days: 7,
+            scrape_interval: "15s".into(),
+            scrape: Vec::new(),
+            tail: Vec::new(),
+            webhook: Vec::new(),
         }
     }
 }
@@ -237,12 +383,24 @@ impl LoadedConfig {
             };
             for (key, value) in keys {
                 let dotted = format!("{section}.{key}");
-                let source = self
-                    .sources
-                    .get(&dotted)
-                    .cloned()
-                    .unwrap_or(Source::Default);
-                out.push((dotted, value.clone(), source));
+                let source_of = |k: &str| {
+                    self.sources
+                        .get(k)
+                        .or_else(|| self.sources.get(&dotted))
+                        .cloned()
+                        .unwrap_or(Source::Default)
+                };
+                // A list of tables (`[[watch.scrape]]`) reads best one entry per item.
+                match value.as_array() {
+                    Some(items) if !items.is_empty() && items.iter().all(toml::Value::is_table) => {
+                        for (i, item) in items.iter().enumerate() {
+                            let indexed = format!("{dotted}[{i}]");
+                            let source = source_of(&indexed);
+                            out.push((indexed, item.clone(), source));
+                        }
+                    }
+                    _ => out.push((dotted.clone(), value.clone(), source_of(&dotted))),
+                }
             }
         }
         out
@@ -333,20 +491,45 @@ fn apply_file(
     toml::from_str::<Config>(text).map_err(file_error)?;
     let spanned: BTreeMap<String, BTreeMap<String, toml::Spanned<toml::Value>>> =
         toml::from_str(text).map_err(file_error)?;
+    let at = |line: usize| Source::File {
+        path: path.to_path_buf(),
+        line,
+    };
     for (section, keys) in spanned {
         for (key, value) in keys {
             let line = line_of(text, value.span().start);
+            let dotted = format!("{section}.{key}");
+            // Each `[[section.key]]` item gets the line of its own header.
+            let headers = table_array_lines(text, &dotted);
+            for (i, header) in headers.iter().enumerate() {
+                sources.insert(format!("{dotted}[{i}]"), at(*header));
+            }
+            let line = headers.first().copied().unwrap_or(line);
             set(table, &section, &key, value.into_inner());
-            sources.insert(
-                format!("{section}.{key}"),
-                Source::File {
-                    path: path.to_path_buf(),
-                    line,
-                },
-            );
+            sources.insert(dotted, at(line));
         }
     }
     Ok(())
+}
+
+/// The 1-based lines of every `[[dotted]]` header in the file, in order.
+fn table_array_lines(text: &str, dotted: &str) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| table_header(l).is_some_and(|(name, array)| array && name == dotted))
+        .map(|(n, _)| n + 1)
+        .collect()
+}
+
+/// A `[name]` or `[[name]]` header line: the name, and whether it is an array item.
+fn table_header(line: &str) -> Option<(String, bool)> {
+    let l = line.trim();
+    let l = l.split_once('#').map_or(l, |(before, _)| before).trim();
+    if let Some(inner) = l.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")) {
+        return Some((inner.replace(' ', ""), true));
+    }
+    let inner = l.strip_prefix('[')?.strip_suffix(']')?;
+    Some((inner.replace(' ', ""), false))
 }
 
 /// The dotted `section.key` assigned on a 1-based line, found by the nearest
@@ -355,14 +538,24 @@ fn key_at_line(text: &str, line: usize) -> Option<String> {
     let lines: Vec<&str> = text.lines().collect();
     let (key, _) = lines.get(line.checked_sub(1)?)?.split_once('=')?;
     let key = key.trim().trim_matches('"');
-    let section = lines[..line - 1].iter().rev().find_map(|l| {
-        let l = l.trim();
-        l.strip_prefix('[')?.strip_suffix(']').map(str::trim)
-    });
-    Some(match section {
-        Some(section) => format!("{section}.{key}"),
-        None => key.to_string(),
-    })
+    let above = &lines[..line - 1];
+    let Some((at, (section, array))) = above
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, l)| table_header(l).map(|h| (i, h)))
+    else {
+        return Some(key.to_string());
+    };
+    if !array {
+        return Some(format!("{section}.{key}"));
+    }
+    // An item of a list of tables: say which, `watch.scrape[1].url`.
+    let index = above[..at]
+        .iter()
+        .filter(|l| table_header(l).is_some_and(|(name, a)| a && name == section))
+        .count();
+    Some(format!("{section}[{index}].{key}"))
 }
 
 /// Turns `STEWARD_<SECTION>_<KEY>` variables into overrides. Variables whose second
@@ -554,5 +747,77 @@ mod tests {
         };
         let err = load(&inputs).unwrap_err().to_string();
         assert!(err.contains("unknown key `listn`"), "{err}");
+    }
+
+    const SOURCES: &str = "[watch]\nscrape_interval = \"30s\"\n\n\
+        [[watch.scrape]]\nurl = \"http://127.0.0.1:9100/metrics\"\njob = \"node\"\n\
+        interval = \"5s\"\nlabels = { env = \"prod\" }\n\n\
+        [[watch.scrape]]\nurl = \"https://app.internal/metrics\"\n\n\
+        [[watch.tail]]\npath = \"/var/log/app/*.log\"\nservice = \"app\"\nformat = \"json\"\n\n\
+        [[watch.webhook]]\nurl = \"https://hooks.slack.com/services/T/B/X\"\nkind = \"slack\"\n\
+        min_severity = \"high\"\n";
+
+    #[test]
+    fn lists_of_sources_and_sinks_with_their_lines() {
+        let (_dir, inputs) = inputs_with_file(SOURCES);
+        let loaded = load(&inputs).unwrap();
+        let watch = &loaded.config.watch;
+        assert_eq!(watch.scrape.len(), 2);
+        assert_eq!(watch.scrape[0].job.as_deref(), Some("node"));
+        assert_eq!(watch.scrape[0].interval.as_deref(), Some("5s"));
+        assert_eq!(watch.scrape[0].labels["env"], "prod");
+        assert_eq!(watch.scrape[1].interval, None);
+        assert_eq!(watch.tail[0].service.as_deref(), Some("app"));
+        assert_eq!(watch.tail[0].format, "json");
+        assert_eq!(watch.webhook[0].kind, WebhookKind::Slack);
+        assert_eq!(watch.webhook[0].min_severity, crate::Severity::High);
+        let entries = loaded.entries();
+        let line = |key: &str| match entries.iter().find(|(k, _, _)| k == key) {
+            Some((_, _, Source::File { line, .. })) => *line,
+            other => panic!("{key}: {other:?}"),
+        };
+        assert_eq!(line("watch.scrape[0]"), 4);
+        assert_eq!(line("watch.scrape[1]"), 10);
+        assert_eq!(line("watch.tail[0]"), 13);
+        assert_eq!(line("watch.webhook[0]"), 18);
+        assert_eq!(line("watch.scrape_interval"), 2);
+    }
+
+    #[test]
+    fn a_fault_inside_a_list_item_names_the_item_key_and_line() {
+        let cases = [
+            (
+                "[[watch.scrape]]\nurl = \"http://a/metrics\"\n[[watch.scrape]]\nurll = \"http://b\"\n",
+                4,
+                "watch.scrape[1].urll",
+            ),
+            (
+                "[[watch.webhook]]\nurl = \"http://a/\"\nkind = \"teams\"\n",
+                3,
+                "watch.webhook[0].kind",
+            ),
+            (
+                "[[watch.webhook]]\nurl = \"ftp://a/\"\n",
+                2,
+                "watch.webhook[0].url",
+            ),
+            (
+                "[[watch.scrape]]\nurl = \"http://a/\"\ninterval = \"often\"\n",
+                3,
+                "watch.scrape[0].interval",
+            ),
+            ("[[watch.tail]]\npath = 7\n", 2, "watch.tail[0].path"),
+            (
+                "[watch]\nscrape_interval = \"0s\"\n",
+                2,
+                "watch.scrape_interval",
+            ),
+        ];
+        for (text, line, key) in cases {
+            let (_dir, inputs) = inputs_with_file(text);
+            let err = load(&inputs).unwrap_err().to_string();
+            assert!(err.contains(&format!("steward.toml:{line}:")), "{err}");
+            assert!(err.contains(key), "{err}");
+        }
     }
 }
