@@ -191,6 +191,16 @@ pub fn start(
     let store: Arc<dyn Store> = Arc::clone(&metrics) as Arc<dyn Store>;
     let templates = store.templates(config.max_templates)?;
     let highest = store.incidents(None, 1)?.first().map_or(0, |i| i.id);
+    let mut correlator = DetectCorrelator::new(
+        steward_detect::CorrelatorConfig {
+            join_gap_ms: config.correlation_window_ms,
+            resolve_after_ms: config.resolve_ms,
+            ..steward_detect::CorrelatorConfig::default()
+        },
+        highest,
+    );
+    // Incidents open when the last run stopped go on growing or resolve.
+    correlator.restore(store.incidents(Some(steward_core::IncidentStatus::Open), 10_000)?);
     let factory: DetectorFactory = Box::new(|k| Box::new(Streaming::for_series(k)));
     let mut pipeline = Pipeline {
         book: TemplateBook::new(Box::new(LogsMiner::new(config.max_templates)), templates),
@@ -201,14 +211,7 @@ pub fn start(
             config.gap_ms,
             Arc::clone(&counters),
         ),
-        correlator: Box::new(DetectCorrelator::new(
-            steward_detect::CorrelatorConfig {
-                join_gap_ms: config.correlation_window_ms,
-                resolve_after_ms: config.resolve_ms,
-                ..steward_detect::CorrelatorConfig::default()
-            },
-            highest,
-        )),
+        correlator: Box::new(correlator),
         trackers: Vec::new(),
         band_step: Vec::new(),
         exhaustion: HashMap::new(),
@@ -216,6 +219,7 @@ pub fn start(
         anomalies: BTreeMap::new(),
         incidents: BTreeMap::new(),
         data_now: i64::MIN,
+        last_logs: Instant::now(),
         cursor: 0,
         saved_cursor: -1,
         store,
@@ -248,6 +252,8 @@ struct Pipeline {
     anomalies: BTreeMap<(String, TimestampMs), StoredAnomaly>,
     incidents: BTreeMap<u64, steward_core::Incident>,
     data_now: TimestampMs,
+    /// When the last batch of logs came in (wall clock).
+    last_logs: Instant,
     /// The id of the last stored log row the miner has seen.
     cursor: i64,
     /// The cursor as last written.
@@ -346,13 +352,15 @@ impl Pipeline {
     }
 
     fn logs(&mut self, logs: &[LogRecord]) {
+        self.last_logs = Instant::now();
         let now = now_ms();
         for r in logs {
             let service = r.service.as_deref().unwrap_or("unknown");
             let ts = r.timestamp_ms.unwrap_or(now);
             self.data_now = self.data_now.max(ts);
             let filed = self.book.file(&r.body, r.level, service, ts);
-            self.rates.add(service, filed.id, ts);
+            let problem = r.level.is_some_and(|l| l.is_problem());
+            self.rates.add(service, filed.id, ts, problem);
             if filed.is_new {
                 if let Some(level) = r.level.filter(|l| l.is_problem()) {
                     let anomaly = Anomaly {
@@ -567,8 +575,13 @@ impl Pipeline {
 
     fn flush(&mut self) {
         let now = now_ms();
-        // Live data: let wall-clock time close buckets of templates gone quiet.
-        if self.data_now != i64::MIN && (now - self.data_now).abs() < 10 * 60_000 {
+        // Live data gone quiet: let wall-clock time close buckets of quiet templates.
+        // Only once no logs came for a grace period: while logs flow, their own clock
+        // closes buckets, and data played faster than real time toward now (a backlog,
+        // the demo) must not have its buckets closed empty ahead of it.
+        let quiet =
+            self.last_logs.elapsed().as_millis() >= u128::from(self.config.grace_ms.unsigned_abs());
+        if quiet && self.data_now != i64::MIN && (now - self.data_now).abs() < 10 * 60_000 {
             self.rates.advance(now);
             self.data_now = self.data_now.max(now - self.config.grace_ms);
         }
