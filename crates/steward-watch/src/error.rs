@@ -40,6 +40,14 @@ pub enum WatchError {
     /// A webhook is not usable.
     #[error(transparent)]
     Alert(#[from] crate::alert::AlertError),
+    /// A setting is not usable (a tail source's format or glob, say).
+    #[error("`{key}`: {message}")]
+    Setting {
+        /// The setting, e.g. `watch.tail[0]`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),

@@ -61,12 +61,12 @@ pub struct WatchOptions {
     pub limits: Limits,
     /// Pipeline settings.
     pub pipeline: PipelineConfig,
-    /// Prometheus targets scraped (`http://HOST:PORT/metrics`).
-    pub scrape: Vec<String>,
-    /// How often targets are scraped.
+    /// Prometheus targets scraped.
+    pub scrape: Vec<ingest::scrape::Target>,
+    /// How often targets without an interval of their own are scraped.
     pub scrape_interval: std::time::Duration,
-    /// Log files followed.
-    pub tail: Vec<PathBuf>,
+    /// Log files (or globs) followed.
+    pub tail: Vec<ingest::tail::Source>,
     /// Webhooks told about incidents.
     pub webhooks: Vec<alert::Webhook>,
     /// Play the built-in demo scenario into the service, one simulated minute per
@@ -85,10 +85,30 @@ impl WatchOptions {
             retention_days: config.watch.retention_days,
             limits: Limits::default(),
             pipeline: PipelineConfig::from_config(config),
-            scrape: Vec::new(),
-            scrape_interval: std::time::Duration::from_secs(15),
-            tail: Vec::new(),
-            webhooks: Vec::new(),
+            scrape: config
+                .watch
+                .scrape
+                .iter()
+                .map(ingest::scrape::Target::from_config)
+                .collect(),
+            scrape_interval: steward_core::config::parse_duration_ms(&config.watch.scrape_interval)
+                .and_then(|ms| u64::try_from(ms).ok())
+                .map_or(
+                    std::time::Duration::from_secs(15),
+                    std::time::Duration::from_millis,
+                ),
+            tail: config
+                .watch
+                .tail
+                .iter()
+                .map(ingest::tail::Source::from_config)
+                .collect(),
+            webhooks: config
+                .watch
+                .webhook
+                .iter()
+                .map(alert::Webhook::from_config)
+                .collect(),
             demo: None,
         }
     }
@@ -174,6 +194,12 @@ impl Service {
         let otlp_addr = parse_addr("watch.otlp", &options.otlp)?;
         for hook in &options.webhooks {
             hook.validate()?;
+        }
+        for (i, source) in options.tail.iter().enumerate() {
+            source.validate().map_err(|message| WatchError::Setting {
+                key: format!("watch.tail[{i}] ({})", source.path),
+                message,
+            })?;
         }
         let metrics = {
             let options = options.clone();

@@ -536,9 +536,9 @@ async fn scraped_targets_and_tailed_files_come_in() {
     let file = logs.path().join("worker.log");
     std::fs::write(&file, "before start\n").unwrap();
     let h = Harness::with(|o| {
-        o.scrape = vec![target];
+        o.scrape = vec![target.into()];
         o.scrape_interval = Duration::from_millis(200);
-        o.tail = vec![file.clone()];
+        o.tail = vec![file.clone().into()];
     })
     .await;
     tokio::time::sleep(Duration::from_millis(600)).await;

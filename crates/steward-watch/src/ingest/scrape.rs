@@ -1,14 +1,13 @@
 //! Prometheus scraping: targets' `/metrics` pages in the text exposition format, read
 //! every interval into samples, as Prometheus itself would.
 //!
-//! Targets are `http://` URLs. Requests are HTTP/1.0, so the answer is never chunked
-//! and ends when the connection closes; the page is capped like every other body.
+//! Targets are `http://` or `https://` URLs, each with its own interval, `job` and
+//! extra labels (`[[watch.scrape]]`); the page is capped like every other body.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use steward_core::{Sample, SeriesKey, TimestampMs};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::{Decoded, Limits, now_ms};
@@ -117,94 +116,189 @@ fn parse_line(line: &str) -> Option<(SeriesKey, f64, Option<TimestampMs>)> {
     Some((key, value, ts))
 }
 
-/// GETs a page over HTTP/1.0 under the body cap; returns the body text.
-pub async fn fetch(url: &str, limits: &Limits) -> Result<String, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url}: only http:// targets are supported"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/metrics"),
-    };
-    let addr = if authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    let io = async {
-        let mut stream = TcpStream::connect(&addr).await?;
-        let request = format!(
-            "GET {path} HTTP/1.0\r\nHost: {authority}\r\nAccept: text/plain;version=0.0.4\r\nUser-Agent: steward\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let cap = u64::try_from(limits.max_decoded_bytes).unwrap_or(u64::MAX);
-        let mut raw = Vec::new();
-        (&mut stream).take(cap + 1).read_to_end(&mut raw).await?;
-        Ok::<_, std::io::Error>(raw)
-    };
-    let raw = tokio::time::timeout(Duration::from_secs(10), io)
-        .await
-        .map_err(|_| format!("{url}: timed out"))?
-        .map_err(|e| format!("{url}: {e}"))?;
-    if raw.len() > limits.max_decoded_bytes {
-        return Err(format!(
-            "{url}: page larger than {} bytes",
-            limits.max_decoded_bytes
-        ));
-    }
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| format!("{url}: not an HTTP answer"))?;
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let status = head.split(' ').nth(1).unwrap_or("");
-    if !status.starts_with('2') {
-        return Err(format!("{url}: HTTP {status}"));
-    }
-    Ok(String::from_utf8_lossy(&raw[split + 4..]).into_owned())
+/// One Prometheus target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The page, `http(s)://HOST[:PORT]/PATH`.
+    pub url: String,
+    /// The `job` label added to its samples, if any.
+    pub job: Option<String>,
+    /// How often it is scraped; the service's default when `None`.
+    pub interval: Option<Duration>,
+    /// Labels added to its samples (the page's own win).
+    pub labels: BTreeMap<String, String>,
 }
 
-/// Scrapes `targets` every `interval` into the writer until shutdown. Each sample gets
-/// an `instance` label (the target's host:port) unless it has one, and `up` is
-/// recorded per target (1 scraped, 0 failed), as Prometheus does.
+impl From<String> for Target {
+    /// A target with no job, labels or interval of its own (the `--scrape` flag).
+    fn from(url: String) -> Target {
+        Target {
+            url,
+            job: None,
+            interval: None,
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+impl Target {
+    /// The target a `[[watch.scrape]]` table describes.
+    pub fn from_config(config: &steward_core::config::ScrapeConfig) -> Target {
+        Target {
+            url: config.url.clone(),
+            job: config.job.clone(),
+            interval: config
+                .interval
+                .as_deref()
+                .and_then(steward_core::config::parse_duration_ms)
+                .and_then(|ms| u64::try_from(ms).ok())
+                .map(Duration::from_millis),
+            labels: config.labels.clone(),
+        }
+    }
+
+    /// The `instance` label: the target's `host:port`, as Prometheus sets it.
+    pub fn instance(&self) -> String {
+        reqwest::Url::parse(&self.url).map_or_else(
+            |_| self.url.clone(),
+            |u| {
+                let host = u.host_str().unwrap_or("");
+                match u.port_or_known_default() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host.to_string(),
+                }
+            },
+        )
+    }
+
+    /// The labels added to each sample: `instance`, `job`, then the configured ones.
+    fn extra_labels(&self) -> Vec<(String, String)> {
+        let mut out = vec![("instance".to_string(), self.instance())];
+        if let Some(job) = &self.job {
+            out.push(("job".into(), job.clone()));
+        }
+        out.extend(self.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        out
+    }
+}
+
+/// GETs a page under the body cap; returns the body text. http and https (reqwest
+/// over rustls, the same client as the webhooks).
+pub async fn fetch(client: &reqwest::Client, url: &str, limits: &Limits) -> Result<String, String> {
+    let mut response = client
+        .get(url)
+        .header(reqwest::header::ACCEPT, "text/plain;version=0.0.4")
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {}", error_chain(&e)))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("{url}: HTTP {status}"));
+    }
+    // Read chunk by chunk so a huge page is refused at the cap, not after it is held.
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("{url}: {}", error_chain(&e)))?
+    {
+        if body.len() + chunk.len() > limits.max_decoded_bytes {
+            return Err(format!(
+                "{url}: page larger than {} bytes",
+                limits.max_decoded_bytes
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// reqwest's top-level message hides the cause (connection refused, ...); say it.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Scrapes every target at its interval (`default_interval` when it has none) into
+/// the writer until shutdown. Each sample gets the target's `instance` (host:port),
+/// `job` and configured labels unless it has them, and `up` is recorded per target
+/// (1 scraped, 0 failed), as Prometheus does.
 pub async fn run(
-    targets: Vec<String>,
+    targets: Vec<Target>,
+    default_interval: Duration,
+    limits: Limits,
+    writer: Writer,
+    shutdown: watch::Receiver<bool>,
+) {
+    let client = match reqwest::Client::builder()
+        .user_agent(concat!("steward/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("scrape: cannot build the HTTP client: {e}");
+            return;
+        }
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for target in targets {
+        let interval = target.interval.unwrap_or(default_interval);
+        tasks.spawn(scrape_one(
+            client.clone(),
+            target,
+            interval,
+            limits,
+            writer.clone(),
+            shutdown.clone(),
+        ));
+    }
+    drop(writer);
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn scrape_one(
+    client: reqwest::Client,
+    target: Target,
     interval: Duration,
     limits: Limits,
     writer: Writer,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let extra = target.extra_labels();
+    let extra: Vec<(&str, &str)> = extra
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let mut every = tokio::time::interval(interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = every.tick() => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
-        for url in &targets {
-            let instance = url
-                .trim_start_matches("http://")
-                .split('/')
-                .next()
-                .unwrap_or("")
-                .to_string();
-            let ts = now_ms();
-            let (mut items, up) = match fetch(url, &limits).await {
-                Ok(text) => (parse(&text, ts, &[("instance", &instance)]).items, 1.0),
-                Err(why) => {
-                    tracing::warn!("scrape {why}");
-                    (Vec::new(), 0.0)
-                }
-            };
-            items.push((
-                SeriesKey::new("up").with_label("instance", instance.clone()),
-                Sample::new(ts, up),
-            ));
-            if writer.write(Payload::Samples(items)).await.is_err() {
-                return;
+        let ts = now_ms();
+        let (mut items, up) = match fetch(&client, &target.url, &limits).await {
+            Ok(text) => (parse(&text, ts, &extra).items, 1.0),
+            Err(why) => {
+                tracing::warn!("scrape {why}");
+                (Vec::new(), 0.0)
             }
+        };
+        let mut up_key = SeriesKey::new("up");
+        for (k, v) in &extra {
+            up_key = up_key.with_label(*k, *v);
+        }
+        items.push((up_key, Sample::new(ts, up)));
+        if writer.write(Payload::Samples(items)).await.is_err() {
+            return;
         }
     }
 }
@@ -239,5 +333,32 @@ mod tests {
         assert_eq!(d.items[3].1, Sample::new(7, 12.47));
         assert!(d.items[4].1.value.is_infinite());
         assert_eq!(d.items[5].0.label("le"), Some("0.05"));
+    }
+
+    #[test]
+    fn a_target_labels_its_samples_with_instance_job_and_its_own_labels() {
+        let config = steward_core::config::ScrapeConfig {
+            url: "https://app.internal/metrics".into(),
+            job: Some("api".into()),
+            interval: Some("5s".into()),
+            labels: [("env", "prod"), ("instance", "ignored")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let target = Target::from_config(&config);
+        assert_eq!(target.interval, Some(Duration::from_secs(5)));
+        assert_eq!(target.instance(), "app.internal:443");
+        let extra = target.extra_labels();
+        let extra: Vec<(&str, &str)> = extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let d = parse("reqs{env=\"dev\"} 1\n", 5, &extra);
+        let key = &d.items[0].0;
+        assert_eq!(key.label("instance"), Some("app.internal:443"));
+        assert_eq!(key.label("job"), Some("api"));
+        // The page's own label wins over a configured one.
+        assert_eq!(key.label("env"), Some("dev"));
     }
 }

@@ -37,20 +37,20 @@ pub struct UpArgs {
     /// `embedded`, or a postgres:// URL (config watch.store).
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
-    /// Scrape this Prometheus target (http://HOST:PORT/metrics) every 15 s
-    /// (repeatable).
+    /// Scrape this Prometheus target (http(s)://HOST:PORT/metrics) every
+    /// watch.scrape_interval (repeatable; adds to the config's [[watch.scrape]]).
     #[arg(long, value_name = "URL")]
     pub scrape: Vec<String>,
-    /// Follow this log file, across rotation (repeatable); the service is the file's
-    /// name without its extension.
+    /// Follow this log file, across rotation (repeatable; adds to [[watch.tail]]); the
+    /// service is the file's name without its extension.
     #[arg(long, value_name = "PATH")]
     pub tail: Vec<PathBuf>,
-    /// POST incident events (opened, grew, resolved) as JSON to this http:// URL
-    /// (repeatable).
+    /// POST incident events (opened, grew, resolved) as JSON to this http(s):// URL
+    /// (repeatable; adds to [[watch.webhook]]).
     #[arg(long, value_name = "URL")]
     pub webhook: Vec<String>,
-    /// POST incident events in Slack's incoming-webhook shape to this http:// URL
-    /// (repeatable).
+    /// POST incident events in Slack's incoming-webhook shape to this http(s):// URL
+    /// (repeatable; adds to [[watch.webhook]]).
     #[arg(long, value_name = "URL")]
     pub slack_webhook: Vec<String>,
     /// Play a built-in microservice scenario with an injected incident.
@@ -82,22 +82,23 @@ pub fn flags(args: &UpArgs) -> Vec<Override> {
 
 pub fn run(args: UpArgs, inv: &Invocation) -> anyhow::Result<Outcome> {
     let mut options = WatchOptions::from_config(&inv.config.config);
-    options.scrape.clone_from(&args.scrape);
-    options.tail.clone_from(&args.tail);
-    options.webhooks = args
-        .webhook
-        .iter()
-        .map(|url| (url, WebhookFormat::Json))
-        .chain(
-            args.slack_webhook
-                .iter()
-                .map(|url| (url, WebhookFormat::Slack)),
-        )
-        .map(|(url, format)| Webhook {
-            url: url.clone(),
-            format,
-        })
-        .collect();
+    // Flags add to the lists the configuration file gives.
+    options
+        .scrape
+        .extend(args.scrape.iter().cloned().map(Into::into));
+    options
+        .tail
+        .extend(args.tail.iter().cloned().map(Into::into));
+    options.webhooks.extend(
+        args.webhook
+            .iter()
+            .map(|url| Webhook::new(url.clone(), WebhookFormat::Json))
+            .chain(
+                args.slack_webhook
+                    .iter()
+                    .map(|url| Webhook::new(url.clone(), WebhookFormat::Slack)),
+            ),
+    );
     options.demo = args.demo.then_some(std::time::Duration::from_millis(500));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
