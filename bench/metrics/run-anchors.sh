@@ -10,12 +10,16 @@
 #   bench/metrics/run-anchors.sh                      # both anchors, all cores
 #   PIN=0 bench/metrics/run-anchors.sh                # servers pinned to core 0 (taskset)
 #   TARGETS="prometheus steward" bench/metrics/run-anchors.sh
-#   STEWARD_BIN=target/release/steward TARGETS=steward bench/metrics/run-anchors.sh
+#   STEWARD_BIN=target/release/steward TARGETS="steward steward-nodetect" bench/metrics/run-anchors.sh
 #   WARMUP=10 DURATION=30 bench/metrics/run-anchors.sh
 #
-# Targets: prometheus, victoria-metrics, steward (a `steward up` binary; it is the
-# current path of issue 8, not the one issue 10 asks for). Results: one JSON line per
-# target on stdout and in bench/out/metrics/<UTC time>/.
+# Targets: prometheus, victoria-metrics, steward (`steward up`, a detector on every
+# series) and steward-nodetect (`steward up` with STEWARD_DETECT_ENABLED=false: stored
+# and served only). For the steward targets the load generator reads one series per
+# request group back through the API afterwards (verify_lost must be 0), and the
+# script reads steward's /metrics at the end (detector latency p50/p99, refusals,
+# dropped). Results: one JSON line per target on stdout and in
+# bench/out/metrics/<UTC time>/.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -44,7 +48,7 @@ if ((${#need_install[@]})); then
     done
 fi
 
-LOADGEN="$ROOT/target/release/metrics-loadgen"
+LOADGEN="${LOADGEN:-$ROOT/target/release/metrics-loadgen}"
 # Build only when needed: in a shared checkout cargo may wait long on others' builds.
 if [[ ! -x "$LOADGEN" || -n "$(find "$ROOT/bench/metrics/loadgen" -newer "$LOADGEN" -type f)" ]]; then
     echo "building the load generator" >&2
@@ -88,7 +92,7 @@ cleanup() {
 trap cleanup EXIT
 
 run_target() { # name
-    local name="$1" port url ready pin=()
+    local name="$1" port url ready pin=() verify=()
     TMP="$(mktemp -d)"
     port="$(free_port)"
     [[ -n "$PIN" ]] && pin=(taskset -c "$PIN")
@@ -111,7 +115,7 @@ EOF
         SERVER_PID=$!
         ready="http://127.0.0.1:$port/health"
         ;;
-    steward)
+    steward | steward-nodetect)
         [[ -x "$STEWARD_BIN" ]] || {
             echo "no steward binary at $STEWARD_BIN (cargo build --release -p steward)" >&2
             cleanup
@@ -119,8 +123,11 @@ EOF
         }
         local otlp
         otlp="$(free_port)"
-        "${pin[@]}" "$STEWARD_BIN" up --data-dir "$TMP/data" --listen "127.0.0.1:$port" \
-            --otlp "127.0.0.1:$otlp" >"$OUT/$name.log" 2>&1 &
+        local detect=true
+        [[ "$name" == steward-nodetect ]] && detect=false
+        STEWARD_DETECT_ENABLED="$detect" "${pin[@]}" "$STEWARD_BIN" up --data-dir "$TMP/data" \
+            --listen "127.0.0.1:$port" --otlp "127.0.0.1:$otlp" >"$OUT/$name.log" 2>&1 &
+        verify=(--verify-url "http://127.0.0.1:$port")
         SERVER_PID=$!
         ready="http://127.0.0.1:$port/healthz"
         ;;
@@ -138,7 +145,7 @@ EOF
     local cpu_before cpu_after
     cpu_before="$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")"
     /usr/bin/time -f '%U %S %M' -o "$OUT/$name.loadgen-time" \
-        "$LOADGEN" --url "$url" --warmup "$WARMUP" --duration "$DURATION" >"$OUT/$name.loadgen.json" 2>"$OUT/$name.loadgen.txt" || true
+        "$LOADGEN" --url "$url" --warmup "$WARMUP" --duration "$DURATION" "${verify[@]}" >"$OUT/$name.loadgen.json" 2>"$OUT/$name.loadgen.txt" || true
     cat "$OUT/$name.loadgen.txt" >&2
     cpu_after="$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")"
     local rss hwm ticks
@@ -153,8 +160,18 @@ EOF
     local total per_cpu
     total="$(sed -n 's/.*"total_samples":\([0-9]*\).*/\1/p' "$OUT/$name.loadgen.json")"
     per_cpu="$(awk -v n="${total:-0}" -v c="$server_cpu" 'BEGIN {if (c > 0) printf "%.0f", n / c; else print 0}')"
+    local extra=""
+    if [[ "$name" == steward* ]]; then
+        curl -fsS "http://127.0.0.1:$port/metrics" >"$OUT/$name.metrics.txt" 2>/dev/null || true
+        local p50 p99 refused dropped
+        p50="$(sed -n 's/^steward_detector_latency_quantile_seconds{quantile="0.5"} //p' "$OUT/$name.metrics.txt")"
+        p99="$(sed -n 's/^steward_detector_latency_quantile_seconds{quantile="0.99"} //p' "$OUT/$name.metrics.txt")"
+        refused="$(sed -n 's/^steward_refused_total //p' "$OUT/$name.metrics.txt")"
+        dropped="$(sed -n 's/^steward_records_dropped_total //p' "$OUT/$name.metrics.txt")"
+        extra=",\"detector_latency_p50_s\":\"${p50:-none}\",\"detector_latency_p99_s\":\"${p99:-none}\",\"refused_503\":${refused:-0},\"dropped\":${dropped:-0}"
+    fi
     local line
-    line="$(sed -e 's/}$//' "$OUT/$name.loadgen.json"),\"target\":\"$name\",\"pinned_core\":\"${PIN}\",\"rss_end_kib\":$rss,\"rss_peak_kib\":$hwm,\"server_cpu_s\":$server_cpu,\"samples_per_server_cpu_s\":$per_cpu,\"loadgen_cpu_s\":$loadgen_cpu,\"load_average_before\":\"$load_before\",\"nproc\":$(nproc)}"
+    line="$(sed -e 's/}$//' "$OUT/$name.loadgen.json")$extra,\"target\":\"$name\",\"pinned_core\":\"${PIN}\",\"rss_end_kib\":$rss,\"rss_peak_kib\":$hwm,\"server_cpu_s\":$server_cpu,\"samples_per_server_cpu_s\":$per_cpu,\"loadgen_cpu_s\":$loadgen_cpu,\"load_average_before\":\"$load_before\",\"nproc\":$(nproc)}"
     echo "$line" | tee "$OUT/$name.json"
     echo "   RSS at end $((rss / 1024)) MiB, peak $((hwm / 1024)) MiB; server CPU ${server_cpu} s (${per_cpu} samples per CPU-second), load generator CPU ${loadgen_cpu} s over the whole run" >&2
     cleanup

@@ -9,6 +9,10 @@
 //! answer; a 429 or 503 is retried after its `Retry-After` (the same body, as Prometheus
 //! does), and every other answer is counted as a failure and not retried.
 //!
+//! With `--verify-url http://HOST:PORT` (a steward API), the generator then reads one
+//! series of every group back through `GET /api/v1/series` and checks that it holds
+//! every sample of that group's acknowledged requests (`verify_lost` must be 0).
+//!
 //! The report is one JSON object on stdout (and a readable line on stderr).
 
 // The binary's output is its report.
@@ -37,6 +41,8 @@ struct Options {
     interval_ms: i64,
     warmup: Duration,
     duration: Duration,
+    /// `host:port` of a steward API to read the series back from.
+    verify: Option<(String, u16)>,
 }
 
 impl Options {
@@ -52,6 +58,7 @@ impl Options {
             interval_ms: 1_000,
             warmup: Duration::from_secs(10),
             duration: Duration::from_secs(30),
+            verify: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
@@ -83,6 +90,19 @@ impl Options {
                         .map_err(|e| format!("--url port {port}: {e}"))?;
                     o.path = path.into();
                 }
+                "--verify-url" => {
+                    let rest = value
+                        .strip_prefix("http://")
+                        .ok_or_else(|| format!("--verify-url must start with http://: {value}"))?;
+                    let authority = rest.split('/').next().unwrap_or(rest);
+                    let (host, port) = authority
+                        .rsplit_once(':')
+                        .ok_or_else(|| format!("--verify-url needs a port: {value}"))?;
+                    let port = port
+                        .parse()
+                        .map_err(|e| format!("--verify-url port {port}: {e}"))?;
+                    o.verify = Some((host.to_string(), port));
+                }
                 "--connections" => o.connections = num(&value)? as usize,
                 "--series" => o.series = num(&value)? as usize,
                 "--series-per-request" => o.series_per_request = num(&value)? as usize,
@@ -107,7 +127,7 @@ impl Options {
 
 const USAGE: &str = "usage: metrics-loadgen --url http://HOST:PORT/api/v1/write \
 [--connections 8] [--series 96000] [--series-per-request 1000] [--samples-per-series 10] \
-[--interval-ms 1000] [--warmup 10] [--duration 30]";
+[--interval-ms 1000] [--warmup 10] [--duration 30] [--verify-url http://HOST:PORT]";
 
 /// Counters shared by the connections.
 #[derive(Debug, Default)]
@@ -150,7 +170,8 @@ fn main() -> ExitCode {
         }
         let (opts, phase, counters) = (opts.clone(), phase.clone(), counters.clone());
         workers.push(std::thread::spawn(move || {
-            connection(&opts, &my_groups, start_ms, &phase, &counters)
+            let accepted = connection(&opts, &my_groups, start_ms, &phase, &counters);
+            my_groups.into_iter().zip(accepted).collect::<Vec<_>>()
         }));
     }
 
@@ -160,9 +181,16 @@ fn main() -> ExitCode {
     std::thread::sleep(opts.duration);
     phase.store(PHASE_STOP, Ordering::SeqCst);
     let elapsed = t0.elapsed().as_secs_f64();
+    let mut accepted_rounds: Vec<(usize, i64)> = Vec::new();
     for w in workers {
-        let _ = w.join();
+        if let Ok(groups) = w.join() {
+            accepted_rounds.extend(groups);
+        }
     }
+    let verified = opts
+        .verify
+        .as_ref()
+        .map(|(host, port)| verify(host, *port, &accepted_rounds, &opts));
 
     let accepted = counters.accepted_samples.load(Ordering::Relaxed);
     let requests = counters.accepted_requests.load(Ordering::Relaxed);
@@ -192,14 +220,30 @@ fn main() -> ExitCode {
         "{{\"samples_per_s\":{rate:.0},\"accepted_samples\":{accepted},\"accepted_requests\":{requests},\
 \"measured_s\":{elapsed:.3},\"non_2xx\":{failed},\"retries_429_503\":{retries},\
 \"connection_errors\":{conn_errors},\"mean_body_bytes\":{mean_body},\"total_samples\":{},\
-\"connections\":{},\"series\":{},\"series_per_request\":{},\"samples_per_series\":{}}}",
+\"connections\":{},\"series\":{},\"series_per_request\":{},\"samples_per_series\":{}{}}}",
         counters.total_samples.load(Ordering::Relaxed),
         opts.connections,
         groups * opts.series_per_request,
         opts.series_per_request,
-        opts.samples_per_series
+        opts.samples_per_series,
+        verified.as_ref().map_or_else(String::new, |v| format!(
+            ",\"verified_series\":{},\"verified_samples\":{},\"verify_lost\":{},\"verify_errors\":{}",
+            v.series, v.samples, v.lost, v.errors
+        ))
     );
-    if requests == 0 {
+    if let Some(v) = &verified {
+        eprintln!(
+            "read back {} series ({} acknowledged samples): {} lost, {} read errors{}",
+            v.series,
+            v.samples,
+            v.lost,
+            v.errors,
+            v.first_problem
+                .as_ref()
+                .map_or_else(String::new, |p| format!("; first: {p}"))
+        );
+    }
+    if requests == 0 || verified.is_some_and(|v| v.lost > 0) {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -213,7 +257,7 @@ fn connection(
     start_ms: i64,
     phase: &AtomicU8,
     counters: &Counters,
-) {
+) -> Vec<i64> {
     let labels: Vec<Vec<Vec<u8>>> = groups
         .iter()
         .map(|&g| {
@@ -223,6 +267,7 @@ fn connection(
         })
         .collect();
     let mut rounds = vec![0i64; groups.len()];
+    let mut accepted = vec![0i64; groups.len()];
     let mut raw = Vec::with_capacity(512 * 1024);
     let mut encoder = snap::raw::Encoder::new();
     let mut compressed = Vec::new();
@@ -243,7 +288,7 @@ fn connection(
                 Ok(n) => n,
                 Err(e) => {
                     note_failure(counters, format!("snappy: {e}"));
-                    return;
+                    return accepted;
                 }
             };
             // Send until the body is accepted, refused for good, or the run ends.
@@ -266,6 +311,7 @@ fn connection(
                 let sent_in = phase.load(Ordering::Relaxed);
                 match http.post(opts, &compressed[..n]) {
                     Ok(resp) if (200..300).contains(&resp.status) => {
+                        accepted[gi] += 1;
                         counters
                             .total_samples
                             .fetch_add(samples_per_request, Ordering::Relaxed);
@@ -302,6 +348,7 @@ fn connection(
             }
         }
     }
+    accepted
 }
 
 fn note_failure(counters: &Counters, msg: String) {
@@ -418,6 +465,90 @@ fn varint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
+/// What reading the series back found.
+struct Verified {
+    series: usize,
+    samples: u64,
+    lost: u64,
+    errors: usize,
+    first_problem: Option<String>,
+}
+
+/// The labels of series `s` as a `/api/v1/series` query.
+fn series_query(s: usize) -> String {
+    let name = METRIC_NAMES[s % METRIC_NAMES.len()];
+    let instance = format!("10.{}.{}.{}:9100", (s / 2560) % 256, (s / 10) % 256, s % 10);
+    let pod = format!(
+        "api-{}-{:05x}",
+        (s / 10) % 97,
+        (s / 10).wrapping_mul(2_654_435_761) % 0xfffff
+    );
+    format!(
+        "/api/v1/series?name={name}&labels=env=production,instance={instance},job=node-exporter,pod={pod},region={}&limit=5",
+        REGIONS[s % REGIONS.len()]
+    )
+}
+
+/// Reads one series per group back and compares its point count with the samples of
+/// the group's acknowledged requests.
+fn verify(host: &str, port: u16, groups: &[(usize, i64)], opts: &Options) -> Verified {
+    let mut v = Verified {
+        series: 0,
+        samples: 0,
+        lost: 0,
+        errors: 0,
+        first_problem: None,
+    };
+    let target = Options {
+        host: host.to_string(),
+        port,
+        ..opts.clone()
+    };
+    for &(group, rounds) in groups {
+        if rounds == 0 {
+            continue;
+        }
+        let s = group * opts.series_per_request + (group * 7) % opts.series_per_request;
+        let expected = rounds as u64 * opts.samples_per_series as u64;
+        let found = Http::connect(&target).and_then(|mut h| h.get(&target, &series_query(s)));
+        let points = match found {
+            Ok(r) if r.status == 200 => {
+                let text = String::from_utf8_lossy(&r.body).to_string();
+                // One match is expected; the count is the first "points" field.
+                text.split("\"points\":")
+                    .nth(1)
+                    .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
+                    .and_then(|n| n.parse::<u64>().ok())
+            }
+            Ok(r) => {
+                v.first_problem
+                    .get_or_insert(format!("HTTP {}: {}", r.status, r.body_text()));
+                None
+            }
+            Err(e) => {
+                v.first_problem.get_or_insert(format!("{e}"));
+                None
+            }
+        };
+        v.series += 1;
+        v.samples += expected;
+        match points {
+            Some(n) => {
+                if n < expected {
+                    v.lost += expected - n;
+                    v.first_problem
+                        .get_or_insert(format!("series {s}: {n} points, {expected} acknowledged"));
+                }
+            }
+            None => {
+                v.errors += 1;
+                v.lost += expected;
+            }
+        }
+    }
+    v
+}
+
 /// A minimal keep-alive HTTP/1.1 client: enough for the 2xx/4xx/5xx answers of a
 /// remote-write receiver.
 struct Http {
@@ -469,6 +600,17 @@ impl Http {
         )?;
         self.writer.write_all(&self.head)?;
         self.writer.write_all(body)?;
+        self.read_response()
+    }
+
+    fn get(&mut self, opts: &Options, path: &str) -> std::io::Result<Response> {
+        self.head.clear();
+        write!(
+            self.head,
+            "GET {path} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: steward-metrics-loadgen\r\n\r\n",
+            opts.host, opts.port
+        )?;
+        self.writer.write_all(&self.head)?;
         self.read_response()
     }
 
