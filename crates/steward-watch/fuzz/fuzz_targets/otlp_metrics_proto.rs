@@ -1,0 +1,26 @@
+//! OTLP/HTTP metrics (protobuf) on arbitrary bytes: the decoder never panics and accounts
+//! for what it refuses.
+//! `RUSTC_BOOTSTRAP=1 cargo fuzz run -s none otlp_metrics_proto` from crates/steward-watch.
+#![no_main]
+
+#[path = "check.rs"]
+mod check;
+
+use libfuzzer_sys::fuzz_target;
+use steward_core::{Sample, SeriesKey};
+use steward_watch::ingest::{Decoded, Format, IngestError, otlp};
+
+/// The one call into the decoder: adapt here when its signature changes.
+fn decode(body: &[u8]) -> Result<Decoded<(SeriesKey, Sample)>, IngestError> {
+    otlp::decode_metrics(body, Format::Protobuf)
+}
+
+fuzz_target!(|data: &[u8]| {
+    match decode(data) {
+        Ok(decoded) => {
+            check::accounted(&decoded);
+            check::named(&decoded.items);
+        }
+        Err(e) => check::explained(&e),
+    }
+});
