@@ -71,6 +71,22 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
     (format!("http://{addr}/hooks/steward"), bodies)
 }
 
+/// `GET path` on the router; the body as text.
+async fn get_text(service: &Service, path: &str) -> String {
+    let response = tower::ServiceExt::oneshot(
+        steward_watch::http::router(service.state().unwrap().clone()),
+        axum::http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
 fn options(dir: &std::path::Path, demo: Option<Duration>, webhooks: Vec<Webhook>) -> WatchOptions {
     WatchOptions {
         listen: "127.0.0.1:0".into(),
@@ -199,6 +215,23 @@ async fn demo_scenario_opens_the_injected_incidents_and_nothing_else() {
         .filter(|a| a["series"]["name"] == "steward_template_rate" && a["kind"] != "new_template")
         .collect();
     assert!(dips.is_empty(), "{dips:#?}");
+
+    // The templates page lists the new error template as surging and as new.
+    let page = get_text(&service, "/templates").await;
+    let section = |name: &str| -> String {
+        let start = page.find(&format!("<h2>{name}</h2>")).unwrap();
+        let rest = &page[start + 4..];
+        rest[..rest.find("<h2>").unwrap_or(rest.len())].to_string()
+    };
+    for name in ["Surging", "New"] {
+        let s = section(name);
+        assert!(
+            s.contains("payment failed: database timeout"),
+            "{name}: {s}"
+        );
+        assert!(!s.contains("GET /products"), "{name}: {s}");
+    }
+    assert!(section("Top").contains("GET /products"));
     let forecasts = get(&service, "/api/v1/forecasts").await;
     let disk = &forecasts["forecasts"][0];
     assert_eq!(disk["series"]["name"], "disk_usage_ratio", "{forecasts}");

@@ -521,32 +521,67 @@ async fn incident(
     Ok(page(&format!("Incident #{}", incident.id), &body))
 }
 
-async fn templates(State(state): State<AppState>) -> Result<Html<String>, AppError> {
-    let (top, anomalies) = read(&state, |s| {
-        Ok((s.templates(2_000)?, s.anomalies(i64::MIN, i64::MAX, 500)?))
-    })
-    .await?;
-    let mut newest = top.clone();
+/// A template's records per minute between its first and last record.
+#[allow(clippy::cast_precision_loss)]
+fn per_minute(t: &TemplateRow) -> f64 {
+    let minutes = ((t.last_seen_ms - t.first_seen_ms) as f64 / 60_000.0).max(1.0);
+    t.count as f64 / minutes
+}
+
+/// How recently a template must have first appeared, before the newest record, to be
+/// listed as new.
+const NEW_WITHIN_MS: i64 = 24 * 3_600_000;
+
+/// The templates page's three lists, from the stored templates and anomalies.
+///
+/// - Surging: templates whose rate rose in an anomaly (a spike or an upward level
+///   shift), and new templates written at least once a minute since they appeared (a
+///   template with no past has no baseline to spike from, yet a new error written 30
+///   times a minute is exactly a surge), fastest first.
+/// - New: first seen within a day of the newest record, newest first.
+/// - Top: by count.
+fn template_lists(
+    top: &[TemplateRow],
+    anomalies: &[StoredAnomaly],
+) -> (Vec<TemplateRow>, Vec<TemplateRow>) {
+    let newest_ms = top.iter().map(|t| t.last_seen_ms).max().unwrap_or(0);
+    let oldest_ms = top.iter().map(|t| t.first_seen_ms).min().unwrap_or(0);
+    // Templates there from the start are not new, however recent the start.
+    let is_new = |t: &TemplateRow| {
+        t.first_seen_ms > oldest_ms + 60_000 && newest_ms - t.first_seen_ms <= NEW_WITHIN_MS
+    };
+    let mut newest: Vec<TemplateRow> = top.iter().filter(|t| is_new(t)).cloned().collect();
     newest.sort_by_key(|t| std::cmp::Reverse(t.first_seen_ms));
     newest.truncate(20);
-    let surging: Vec<TemplateRow> = {
-        let mut ids: Vec<u64> = anomalies
-            .iter()
-            .filter(|a: &&StoredAnomaly| {
-                a.anomaly.series.name == TEMPLATE_RATE
-                    && matches!(
-                        a.anomaly.kind,
-                        steward_core::AnomalyKind::Spike | steward_core::AnomalyKind::LevelShift
-                    )
-            })
-            .filter_map(|a| a.anomaly.series.label("template")?.parse().ok())
-            .collect();
-        ids.dedup();
-        ids.iter()
-            .filter_map(|id| top.iter().find(|t| t.id == *id).cloned())
-            .take(20)
-            .collect()
-    };
+
+    let rose: std::collections::HashSet<u64> = anomalies
+        .iter()
+        .filter(|a| {
+            a.anomaly.series.name == TEMPLATE_RATE
+                && match a.anomaly.kind {
+                    steward_core::AnomalyKind::Spike => true,
+                    steward_core::AnomalyKind::LevelShift => a.anomaly.reason.contains(" up"),
+                    _ => false,
+                }
+        })
+        .filter_map(|a| a.anomaly.series.label("template")?.parse().ok())
+        .collect();
+    let mut surging: Vec<TemplateRow> = top
+        .iter()
+        .filter(|t| rose.contains(&t.id) || (is_new(t) && per_minute(t) >= 1.0))
+        .cloned()
+        .collect();
+    surging.sort_by(|a, b| per_minute(b).total_cmp(&per_minute(a)));
+    surging.truncate(20);
+    (surging, newest)
+}
+
+async fn templates(State(state): State<AppState>) -> Result<Html<String>, AppError> {
+    let (top, anomalies) = read(&state, |s| {
+        Ok((s.templates(2_000)?, s.anomalies(i64::MIN, i64::MAX, 2_000)?))
+    })
+    .await?;
+    let (surging, newest) = template_lists(&top, &anomalies);
     let body = format!(
         "<h1>Templates</h1><h2>Surging</h2>{}<h2>New</h2>{}<h2>Top</h2>{}",
         template_table(&surging),
