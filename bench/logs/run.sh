@@ -9,8 +9,8 @@
 # Everything it builds or installs goes to bench/out/ (git-ignored): the input (the
 # Loghub data is research-use only and is never committed), the drain3 crate's build,
 # and a Python virtual environment with drain3 from PyPI. Peak memory is measured with
-# /usr/bin/time -v. Prints one line per run and the accuracy table of
-# `steward logs bench`.
+# /usr/bin/time -v. Prints one line per run, the header-format speeds of the
+# header_throughput example, and the accuracy table of `steward logs bench`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -22,8 +22,12 @@ INPUT="$OUT/content-$LINES.txt"
 
 [ -s "$INPUT" ] || python3 bench/logs/make_input.py "$DATA" "$INPUT" "$LINES"
 
-cargo build --release -q -p steward-logs --example throughput
+cargo build --release -q -p steward-logs --example throughput --example header_throughput
 cargo build --release -q -p steward
+# Other work on the machine may rebuild the shared target directory mid-run: run copies.
+mkdir -p "$OUT/bin"
+cp target/release/examples/throughput target/release/examples/header_throughput \
+    target/release/steward "$OUT/bin/"
 CARGO_TARGET_DIR=bench/out/target cargo build --release -q \
     --manifest-path bench/logs/drain3-anchor/Cargo.toml
 if [ ! -x bench/out/venv/bin/python ]; then
@@ -48,7 +52,7 @@ echo "input: $INPUT ($(wc -l < "$INPUT") lines)"
 # machine falls on both alike; the best round of each is what to compare.
 rm -f "$OUT/rounds.txt"
 for round in $(seq "$ROUNDS"); do
-    run steward target/release/examples/throughput "$INPUT" | tee -a "$OUT/rounds.txt"
+    run steward "$OUT/bin/throughput" "$INPUT" | tee -a "$OUT/rounds.txt"
     run drain3-crate bench/out/target/release/drain3-anchor "$INPUT" | tee -a "$OUT/rounds.txt"
 done
 run drain3-crate-nomask bench/out/target/release/drain3-anchor "$INPUT" --no-masks
@@ -60,4 +64,8 @@ echo "best lines/s: steward $S, drain3 crate $C, Python Drain3 $P"
 echo "steward / drain3 crate: $(python3 -c "print(round($S/$C, 2))")x; steward / Python Drain3: $(python3 -c "print(round($S/$P, 1))")x"
 rm -f "$OUT/rounds.txt"
 echo
-target/release/steward logs bench --data "$DATA"
+echo "header formats: the compiled matcher, the regex it replaced, full records, the miner (lines/s)"
+"$OUT/bin/header_throughput" "$DATA"
+echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+"$OUT/bin/steward" logs bench --data "$DATA"

@@ -1,5 +1,6 @@
 //! The miner's hot path: adding lines to a warm miner, on synthetic lines made from a
-//! few dozen templates with random values (no third-party data in the repository).
+//! few dozen templates with random values (no third-party data in the repository); and
+//! header-format parsing of the same lines behind three Loghub-style headers.
 //!
 //! `cargo bench -p steward-logs --bench miner`
 
@@ -7,6 +8,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use steward_logs::TemplateMiner;
+use steward_logs::format::HeaderFormat;
 
 const TEMPLATES: &[&str] = &[
     "Received block blk_{n} of size {n} from /{ip}",
@@ -113,5 +115,53 @@ fn add(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, add);
+/// Header lines in three Loghub-style formats around the same messages: the compiled
+/// matcher taking the content, the regular expression it replaced, and full records.
+fn headers(c: &mut Criterion) {
+    let messages = lines(20_000);
+    let formats = [
+        (
+            "<Date> <Time> <Pid> <Level> <Component>: <Content>",
+            "081109 203615 148 INFO dfs.DataNode$PacketResponder: ",
+        ),
+        (
+            r"<Date> <Time> - <Level>  \[<Node>:<Component>@<Id>\] - <Content>",
+            "2015-07-29 17:41:44,747 - INFO  [QuorumPeer[myid=1]/0:0:0:0:0:0:0:0:2181:FastLeaderElection@774] - ",
+        ),
+        (
+            r"<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>",
+            "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: ",
+        ),
+    ];
+    let mut group = c.benchmark_group("header");
+    for (i, (spec, prefix)) in formats.iter().enumerate() {
+        let format = HeaderFormat::new(spec).expect("the bench's formats compile");
+        let input: Vec<String> = messages.iter().map(|m| format!("{prefix}{m}")).collect();
+        group.throughput(Throughput::Elements(input.len() as u64));
+        group.bench_function(format!("content_compiled/{i}"), |b| {
+            b.iter(|| {
+                for line in &input {
+                    black_box(format.content(black_box(line)));
+                }
+            });
+        });
+        group.bench_function(format!("content_regex/{i}"), |b| {
+            b.iter(|| {
+                for line in &input {
+                    black_box(format.content_by_regex(black_box(line)));
+                }
+            });
+        });
+        group.bench_function(format!("record/{i}"), |b| {
+            b.iter(|| {
+                for line in &input {
+                    black_box(format.parse(black_box(line)));
+                }
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, add, headers);
 criterion_main!(benches);

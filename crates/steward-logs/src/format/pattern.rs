@@ -34,6 +34,9 @@ enum Inst {
 pub(crate) struct Pattern {
     program: Vec<Inst>,
     fields: usize,
+    /// For each instruction: the bytes a match of it can start with, when that is a
+    /// short list (literals and groups of literals). A field before it ends only there.
+    first_bytes: Vec<Option<Box<[u8]>>>,
 }
 
 /// Why a line was not decided: the caller falls back to the regular expression.
@@ -124,7 +127,17 @@ impl Pattern {
         }
         flush(&mut literal, &mut program);
         program.push(Inst::End);
-        Some(Pattern { program, fields })
+        let first_bytes = (0..program.len())
+            .map(|pc| {
+                let mut bytes = Vec::new();
+                first_bytes(&program, pc, &mut bytes).then(|| bytes.into_boxed_slice())
+            })
+            .collect();
+        Some(Pattern {
+            program,
+            fields,
+            first_bytes,
+        })
     }
 
     /// The byte ranges of the fields in `line`, or `Ok(None)` when the line does not
@@ -266,7 +279,17 @@ impl Pattern {
                 Ok(false)
             }
             _ => {
-                // Another field or a group next: every place, shortest first.
+                if let Some(Some(firsts)) = self.first_bytes.get(pc + 1) {
+                    // A group of literals next: only where one of them can start.
+                    let bytes = line.as_bytes();
+                    for at in pos..bytes.len() {
+                        if firsts.contains(&bytes[at]) && try_end(at, budget)? {
+                            return Ok(true);
+                        }
+                    }
+                    return Ok(false);
+                }
+                // Another field next: every place, shortest first.
                 for (i, _) in line[pos..].char_indices() {
                     if try_end(pos + i, budget)? {
                         return Ok(true);
@@ -323,6 +346,21 @@ fn whitespace_run(text: &str) -> usize {
         }
     }
     len
+}
+
+/// Collects the bytes that a match starting at instruction `pc` can begin with; false
+/// when that is not a fixed list (a field, whitespace or the end can come first).
+fn first_bytes(program: &[Inst], pc: usize, out: &mut Vec<u8>) -> bool {
+    match program.get(pc) {
+        Some(Inst::Literal(text)) => {
+            out.push(text.as_bytes()[0]);
+            true
+        }
+        Some(Inst::Split(skip)) => {
+            *skip > pc && first_bytes(program, pc + 1, out) && first_bytes(program, *skip, out)
+        }
+        _ => false,
+    }
 }
 
 /// Moves pending literal text into the program.
