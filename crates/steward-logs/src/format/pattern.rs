@@ -282,8 +282,8 @@ impl Pattern {
                 if let Some(Some(firsts)) = self.first_bytes.get(pc + 1) {
                     // A group of literals next: only where one of them can start.
                     let bytes = line.as_bytes();
-                    for at in pos..bytes.len() {
-                        if firsts.contains(&bytes[at]) && try_end(at, budget)? {
+                    for (at, b) in bytes.iter().enumerate().skip(pos) {
+                        if firsts.contains(b) && try_end(at, budget)? {
                             return Ok(true);
                         }
                     }
