@@ -68,7 +68,9 @@ impl LevelNovelty {
         // A flat start gets a grid finer than any real change, so any move is new.
         let floor = 1e-9 + 1e-6 * lo.abs().max(hi.abs());
         let width = ((hi - lo) / LEVELS).max(floor);
-        self.lo = lo;
+        // Half a bucket of margin on each side, so noise just past the learned extremes
+        // is not a new level.
+        self.lo = lo - 0.5 * width;
         self.width = if width.is_finite() { width } else { f64::MAX };
         let learned = std::mem::take(&mut self.learning);
         for v in learned {
