@@ -18,6 +18,11 @@ struct Up {
 
 impl Up {
     fn start(data_dir: &Path) -> Up {
+        Up::start_with(data_dir, &[])
+    }
+
+    /// Starts with more arguments after `up`'s own.
+    fn start_with(data_dir: &Path, extra: &[&str]) -> Up {
         let mut child = Command::new(env!("CARGO_BIN_EXE_steward"))
             .args([
                 "--json",
@@ -29,6 +34,7 @@ impl Up {
             ])
             .arg("--data-dir")
             .arg(data_dir)
+            .args(extra)
             .env("STEWARD_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -122,6 +128,131 @@ fn up_takes_otlp_logs_on_its_otlp_port_and_serves_them() {
         "{metrics}"
     );
     up.stop();
+}
+
+/// Polls `path` until `ready` holds (up to 20 s); the last answer.
+fn eventually(addr: &str, path: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let v = get_json(addr, path);
+        if ready(&v) || started.elapsed() > Duration::from_secs(20) {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A `[[watch.tail]]` glob from steward.toml and a `--tail` flag both run: the flag
+/// adds to the file's list.
+#[test]
+fn tail_sources_come_from_the_config_file_and_the_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let config = dir.path().join("steward.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[watch.tail]]\npath = \"{}/*.log\"\nservice = \"billing\"\nformat = \"logfmt\"\n",
+            logs.display()
+        ),
+    )
+    .unwrap();
+    let worker = dir.path().join("worker.log");
+    std::fs::write(&worker, "written before start\n").unwrap();
+    let up = Up::start_with(
+        &dir.path().join("data"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--tail",
+            worker.to_str().unwrap(),
+        ],
+    );
+    // A file the glob matches once steward runs is read from its start.
+    std::fs::write(
+        logs.join("invoices.log"),
+        "level=error msg=\"invoice 17 failed\" user=3\n",
+    )
+    .unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&worker)
+        .unwrap()
+        .write_all(b"2024-05-01 12:00:00 WARN queue mail is backing up\n")
+        .unwrap();
+    let billing = eventually(&up.api, "/api/v1/logs?service=billing", |v| {
+        v["logs"].as_array().is_some_and(|a| !a.is_empty())
+    });
+    assert_eq!(billing["logs"][0]["body"], "invoice 17 failed", "{billing}");
+    assert_eq!(billing["logs"][0]["level"], "error", "{billing}");
+    let worker = eventually(&up.api, "/api/v1/logs?service=worker", |v| {
+        v["logs"].as_array().is_some_and(|a| !a.is_empty())
+    });
+    let lines = worker["logs"].as_array().unwrap();
+    assert_eq!(lines.len(), 1, "{worker}");
+    assert_eq!(lines[0]["level"], "warn");
+    up.stop();
+}
+
+/// A fault inside a `[[watch.webhook]]` item stops `steward up` with exit 2 and the
+/// file, line and key; `config show` lists each item with its line.
+#[test]
+fn list_items_are_checked_and_shown_with_their_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("steward.toml");
+    std::fs::write(
+        &config,
+        "[[watch.scrape]]\nurl = \"http://127.0.0.1:9100/metrics\"\njob = \"node\"\n\n[[watch.webhook]]\nurl = \"ftp://alerts.local/\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(["up", "--listen", "127.0.0.1:0", "--otlp", "127.0.0.1:0"])
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("steward.toml:6:"), "{stderr}");
+    assert!(stderr.contains("watch.webhook[0].url"), "{stderr}");
+
+    std::fs::write(
+        &config,
+        "[[watch.scrape]]\nurl = \"http://127.0.0.1:9100/metrics\"\njob = \"node\"\n\n[[watch.webhook]]\nurl = \"https://hooks.slack.com/services/T/B/X\"\nkind = \"slack\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(["--json", "config", "show"])
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys = &shown["keys"];
+    assert_eq!(keys["watch.scrape[0]"]["value"]["job"], "node", "{shown}");
+    assert!(
+        keys["watch.scrape[0]"]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("steward.toml:1")
+    );
+    assert_eq!(
+        keys["watch.webhook[0]"]["value"]["kind"], "slack",
+        "{shown}"
+    );
+    assert!(
+        keys["watch.webhook[0]"]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("steward.toml:5")
+    );
+    assert_eq!(keys["watch.tail"]["value"], json!([]), "{shown}");
 }
 
 /// Records sent in batches from a client thread while the process is killed with
