@@ -64,6 +64,9 @@ pub struct DetectConfig {
     /// Whether `steward up` runs the detectors and forecasts on every series. Off
     /// (`STEWARD_DETECT_ENABLED=false`), it only stores and serves them.
     pub enabled: bool,
+    /// A series with no point for this long (in data time) has its detector state moved
+    /// out of memory into the store, and back on its next point, e.g. `15m`, `2h`.
+    pub idle_evict: String,
 }
 
 impl Default for DetectConfig {
@@ -72,6 +75,7 @@ impl Default for DetectConfig {
             threshold: 0.5,
             horizon: "7d".into(),
             enabled: true,
+            idle_evict: "15m".into(),
         }
     }
 }

@@ -212,7 +212,20 @@ impl<'a> Reader<'a> {
     }
 
     fn skip(&mut self, wire: u8) -> Result<(), IngestError> {
+        self.skip_nested(wire, 0)
+    }
+
+    /// Skips a field; groups (wire types 3 and 4, deprecated but valid protobuf, and
+    /// skipped by prost) are skipped whole, nested at most 32 deep.
+    fn skip_nested(&mut self, wire: u8, depth: u32) -> Result<(), IngestError> {
         match wire {
+            3 if depth < 32 => loop {
+                let (_, inner) = self.key()?;
+                if inner == 4 {
+                    return Ok(());
+                }
+                self.skip_nested(inner, depth + 1)?;
+            },
             0 => self.varint().map(drop),
             1 => self.fixed64().map(drop),
             2 => self.span().map(drop),

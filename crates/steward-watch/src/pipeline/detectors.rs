@@ -23,16 +23,38 @@ pub struct Score {
 pub trait SeriesDetector: Send {
     /// Scores the next point.
     fn update(&mut self, ts: TimestampMs, value: f64) -> Score;
+    /// Its learned state as bytes, for a series evicted to the store (`None`: it has
+    /// none worth keeping, or cannot be saved).
+    fn save(&self) -> Option<Vec<u8>> {
+        None
+    }
+    /// Bytes it holds in memory.
+    fn state_bytes(&self) -> usize {
+        0
+    }
 }
 
-/// Makes a detector for a new series.
-pub type DetectorFactory = Box<dyn Fn(&SeriesKey) -> Box<dyn SeriesDetector> + Send>;
+/// Makes a detector for a series: fresh, or from saved state when the bytes are given
+/// (and decode).
+pub type DetectorFactory = Box<dyn Fn(&SeriesKey, Option<&[u8]>) -> Box<dyn SeriesDetector> + Send>;
+
+/// The state name a series' saved detector is stored under.
+pub fn state_name(id: SeriesId) -> String {
+    format!("detector.{id}")
+}
 
 /// steward-detect's streaming detector.
 #[derive(Debug)]
 pub struct Streaming(steward_detect::StreamingDetector);
 
 impl Streaming {
+    /// The detector of a series: restored from `saved` when it decodes, fresh otherwise.
+    pub fn for_series_or_saved(key: &SeriesKey, saved: Option<&[u8]>) -> Streaming {
+        saved
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .map_or_else(|| Streaming::for_series(key), Streaming)
+    }
+
     /// A detector for a series, told which direction is bad where the name says:
     /// template rates of problems, latencies and errors only matter when they rise.
     pub fn for_series(key: &SeriesKey) -> Streaming {
@@ -62,6 +84,14 @@ impl SeriesDetector for Streaming {
             kind: s.kind,
             reason: s.reason,
         }
+    }
+
+    fn save(&self) -> Option<Vec<u8>> {
+        serde_json::to_vec(&self.0).ok()
+    }
+
+    fn state_bytes(&self) -> usize {
+        self.0.state_bytes()
     }
 }
 
@@ -122,12 +152,58 @@ impl DetectorStage {
         }
     }
 
+    /// Series whose detector is in memory.
+    pub fn live(&self) -> usize {
+        self.live
+    }
+
+    /// Bytes the detectors in memory hold (their own accounting).
+    pub fn state_bytes(&self) -> usize {
+        self.series
+            .iter()
+            .flatten()
+            .map(|s| s.detector.state_bytes())
+            .sum()
+    }
+
+    /// Takes the detectors of series with no point since `before` (data time) out of
+    /// memory and returns their saved state, to be stored under [`state_name`].
+    pub fn evict_idle(&mut self, before: TimestampMs) -> Vec<(SeriesId, Vec<u8>)> {
+        let mut out = Vec::new();
+        for (slot, entry) in self.series.iter_mut().enumerate() {
+            if entry.as_ref().is_some_and(|s| s.last_ts < before) {
+                if let Some(state) = entry.take() {
+                    self.live -= 1;
+                    if let Some(bytes) = state.detector.save() {
+                        out.push((slot as SeriesId, bytes));
+                    }
+                }
+            }
+        }
+        self.counters
+            .detector_series
+            .store(self.live as u64, std::sync::atomic::Ordering::Relaxed);
+        out
+    }
+
+    /// The saved state of every detector in memory (at shutdown).
+    pub fn save_all(&self) -> Vec<(SeriesId, Vec<u8>)> {
+        self.series
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, s)| Some((slot as SeriesId, s.as_ref()?.detector.save()?)))
+            .collect()
+    }
+
     /// Scores one point. Points older than the series' last are skipped (`None`):
-    /// detectors are streaming and see each series in order.
+    /// detectors are streaming and see each series in order. A series seen for the
+    /// first time (in this process, or since it was evicted) gets its detector from
+    /// `saved` when that returns stored state, fresh otherwise.
     pub fn update(
         &mut self,
         id: SeriesId,
         key: impl FnOnce() -> SeriesKey,
+        saved: impl FnOnce() -> Option<Vec<u8>>,
         ts: TimestampMs,
         value: f64,
     ) -> Option<Scored> {
@@ -139,12 +215,18 @@ impl DetectorStage {
             Some(state) => state,
             empty => {
                 let key = key();
+                let saved = saved();
+                if saved.is_some() {
+                    self.counters
+                        .detector_restored
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 self.live += 1;
                 self.counters
                     .detector_series
                     .store(self.live as u64, std::sync::atomic::Ordering::Relaxed);
                 empty.insert(SeriesState {
-                    detector: (self.factory)(&key),
+                    detector: (self.factory)(&key, saved.as_deref()),
                     key,
                     open: None,
                     last_ts: i64::MIN,
@@ -223,7 +305,7 @@ mod tests {
     #[test]
     fn a_spike_after_a_steady_run_is_one_anomaly() {
         let mut stage = DetectorStage::new(
-            Box::new(|k| Box::new(Streaming::for_series(k))),
+            Box::new(|k, saved| Box::new(Streaming::for_series_or_saved(k, saved))),
             0.5,
             3 * 60_000,
             Arc::new(Counters::default()),
@@ -236,13 +318,50 @@ mod tests {
             } else {
                 100.0 + (t % 3) as f64
             };
-            let s = stage.update(1, key, T0 + t * 60_000, v).unwrap();
+            let s = stage.update(1, key, || None, T0 + t * 60_000, v).unwrap();
             if s.opened {
                 opened += 1;
                 assert_eq!(s.anomaly.as_ref().unwrap().start_ms, T0 + 60 * 60_000);
             }
         }
         assert_eq!(opened, 1);
-        assert!(stage.update(1, key, T0, 1.0).is_none());
+        assert!(stage.update(1, key, || None, T0, 1.0).is_none());
+    }
+
+    #[test]
+    fn an_evicted_detector_comes_back_with_what_it_learned() {
+        let counters = Arc::new(Counters::default());
+        let factory = || -> DetectorFactory {
+            Box::new(|k, saved| Box::new(Streaming::for_series_or_saved(k, saved)))
+        };
+        let mut kept = DetectorStage::new(factory(), 0.5, 60_000, Arc::clone(&counters));
+        let mut evicted = DetectorStage::new(factory(), 0.5, 60_000, Arc::clone(&counters));
+        let key = || SeriesKey::new("latency");
+        let value = |t: i64| 100.0 + (t % 5) as f64;
+        let mut saved: Vec<(SeriesId, Vec<u8>)> = Vec::new();
+        for t in 0..200 {
+            kept.update(3, key, || None, T0 + t * 60_000, value(t));
+            let restore = (t == 121).then(|| saved[0].1.clone());
+            evicted.update(3, key, move || restore, T0 + t * 60_000, value(t));
+            if t == 120 {
+                saved = evicted.evict_idle(i64::MAX);
+                assert_eq!(saved.len(), 1);
+                assert_eq!(evicted.live(), 0);
+            }
+        }
+        // Restored, the detector scores exactly as the one that never left memory.
+        let a = kept
+            .update(3, key, || None, T0 + 200 * 60_000, 500.0)
+            .unwrap();
+        let b = evicted
+            .update(3, key, || None, T0 + 200 * 60_000, 500.0)
+            .unwrap();
+        assert_eq!(a.band, b.band);
+        assert_eq!(
+            counters
+                .detector_restored
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
     }
 }

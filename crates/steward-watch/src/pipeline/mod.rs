@@ -38,7 +38,7 @@ use rates::RateAggregator;
 
 /// Batches the pipeline may have queued before the store writer waits. A metric batch
 /// holds up to the writer's group (a few hundred thousand rows of 16 bytes).
-const QUEUE: usize = 16;
+const QUEUE: usize = 4;
 
 /// Band rows kept per series: one per this many milliseconds of data time (the band
 /// of the first point scored in each), not one per point.
@@ -102,6 +102,9 @@ pub struct PipelineConfig {
     /// Whether metric samples and template rates go through the detectors and
     /// forecasts (`detect.enabled`); off, the service only stores them.
     pub detect: bool,
+    /// A series idle this long (data time) has its detector evicted to the store
+    /// (`detect.idle_evict`).
+    pub idle_evict_ms: i64,
 }
 
 impl Default for PipelineConfig {
@@ -117,6 +120,7 @@ impl Default for PipelineConfig {
             gap_ms: 5 * 60_000,
             max_templates: 50_000,
             detect: true,
+            idle_evict_ms: 15 * 60_000,
         }
     }
 }
@@ -129,6 +133,7 @@ impl PipelineConfig {
             horizon_ms: parse_duration_ms(&config.detect.horizon).unwrap_or(7 * 86_400_000),
             max_templates: config.logs.max_templates,
             detect: config.detect.enabled,
+            idle_evict_ms: parse_duration_ms(&config.detect.idle_evict).unwrap_or(15 * 60_000),
             ..PipelineConfig::default()
         }
     }
@@ -201,7 +206,8 @@ pub fn start(
     );
     // Incidents open when the last run stopped go on growing or resolve.
     correlator.restore(store.incidents(Some(steward_core::IncidentStatus::Open), 10_000)?);
-    let factory: DetectorFactory = Box::new(|k| Box::new(Streaming::for_series(k)));
+    let factory: DetectorFactory =
+        Box::new(|k, saved| Box::new(Streaming::for_series_or_saved(k, saved)));
     let mut pipeline = Pipeline {
         book: TemplateBook::new(Box::new(LogsMiner::new(config.max_templates)), templates),
         rates: RateAggregator::new(config.bucket_ms, config.grace_ms),
@@ -220,6 +226,7 @@ pub fn start(
         incidents: BTreeMap::new(),
         data_now: i64::MIN,
         last_logs: Instant::now(),
+        last_eviction: Instant::now(),
         cursor: 0,
         saved_cursor: -1,
         store,
@@ -252,6 +259,8 @@ struct Pipeline {
     anomalies: BTreeMap<(String, TimestampMs), StoredAnomaly>,
     incidents: BTreeMap<u64, steward_core::Incident>,
     data_now: TimestampMs,
+    /// When idle detectors were last looked for.
+    last_eviction: Instant,
     /// When the last batch of logs came in (wall clock).
     last_logs: Instant,
     /// The id of the last stored log row the miner has seen.
@@ -340,6 +349,13 @@ impl Pipeline {
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
+                    // What the detectors learned outlives the process.
+                    let saved = self.detectors.save_all();
+                    self.pending.state.extend(
+                        saved
+                            .into_iter()
+                            .map(|(id, b)| (detectors::state_name(id), b)),
+                    );
                     self.flush();
                     return;
                 }
@@ -483,9 +499,11 @@ impl Pipeline {
             self.forecast(id, f);
         }
         let metrics = &self.metrics;
+        let store = &self.store;
+        let saved = || store.state(&detectors::state_name(id)).ok().flatten();
         let Some(scored) =
             self.detectors
-                .update(id, || fill_key(metrics, id, key).clone(), ts, value)
+                .update(id, || fill_key(metrics, id, key).clone(), saved, ts, value)
         else {
             return;
         };
@@ -593,6 +611,22 @@ impl Pipeline {
         for incident in self.correlator.open() {
             self.incidents.insert(incident.id, incident);
         }
+        if self.last_eviction.elapsed() >= Duration::from_secs(60) && self.data_now != i64::MIN {
+            self.last_eviction = Instant::now();
+            let evicted = self
+                .detectors
+                .evict_idle(self.data_now.saturating_sub(self.config.idle_evict_ms));
+            if !evicted.is_empty() {
+                self.counters
+                    .detector_evicted
+                    .fetch_add(evicted.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                self.pending.state.extend(
+                    evicted
+                        .into_iter()
+                        .map(|(id, b)| (detectors::state_name(id), b)),
+                );
+            }
+        }
         let mut batch = std::mem::take(&mut self.pending);
         batch.templates = self.book.take_dirty();
         batch
@@ -601,6 +635,7 @@ impl Pipeline {
         batch.anomalies = std::mem::take(&mut self.anomalies).into_values().collect();
         batch.incidents = std::mem::take(&mut self.incidents).into_values().collect();
         if batch.templates.is_empty()
+            && batch.state.len() == 1
             && self.cursor == self.saved_cursor
             && batch.bands.is_empty()
             && batch.anomalies.is_empty()
