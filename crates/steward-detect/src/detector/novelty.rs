@@ -42,7 +42,8 @@ impl LevelNovelty {
     pub(super) fn observe(&mut self, x: f64) -> bool {
         if self.width == 0.0 {
             // Exactly the learning period: at most 1,152 bytes, freed once the grid is set.
-            self.learning.reserve_exact(LEARN.saturating_sub(self.learning.len()));
+            self.learning
+                .reserve_exact(LEARN.saturating_sub(self.learning.len()));
             self.learning.push(x as f32);
             if self.learning.len() >= LEARN {
                 self.set_grid();
