@@ -266,8 +266,16 @@ pub struct TemplateMiner {
     pub(crate) interner: Interner,
     pub(crate) templates: FxHashMap<u64, State>,
     pub(crate) buckets: FxHashMap<(u32, u32), Vec<u64>>,
-    /// Line signatures seen before: key hash to (template id, check hash).
-    exact: FxHashMap<u64, (u64, u64)>,
+    /// Line signatures seen before: key hash to the template chosen, the check hash and
+    /// the generation of the line's length class at the time (see `generations`).
+    exact: FxHashMap<u64, CachedChoice>,
+    /// For each token count, a stamp that moves whenever a template of that length is
+    /// created, widened, merged or evicted. A cached choice holds only while its stamp
+    /// is current, so the cache returns exactly what the full search would (and a
+    /// restored miner, which starts with no cache, chooses alike).
+    generations: Vec<u64>,
+    /// The last stamp handed out.
+    generation_clock: u64,
     pub(crate) aliases: FxHashMap<u64, u64>,
     pub(crate) changes: VecDeque<TemplateChange>,
     pub(crate) next_id: u64,
@@ -288,6 +296,24 @@ const EXACT_CACHE_MAX: usize = 1 << 20;
 /// The seed of the check hash of [`Signature`] (any fixed value: snapshots do not carry
 /// the cache).
 const SIGNATURE_SEED: u64 = 0x2545_f491_4f6c_dd1d;
+
+/// A choice of template remembered for a line signature.
+#[derive(Debug, Clone, Copy)]
+struct CachedChoice {
+    id: u64,
+    check: u64,
+    generation: u64,
+}
+
+/// Marks the templates of `n` tokens as changed: cached choices for lines of that
+/// length no longer hold.
+fn touch(generations: &mut Vec<u64>, clock: &mut u64, n: usize) {
+    *clock += 1;
+    if generations.len() <= n {
+        generations.resize(n + 1, 0);
+    }
+    generations[n] = *clock;
+}
 
 /// A line's signature: see [`TemplateMiner::signature`].
 #[derive(Debug, Clone, Copy)]
@@ -310,6 +336,8 @@ impl TemplateMiner {
             templates: FxHashMap::default(),
             buckets: FxHashMap::default(),
             exact: FxHashMap::default(),
+            generations: Vec::new(),
+            generation_clock: 0,
             aliases: FxHashMap::default(),
             changes: VecDeque::new(),
             next_id: 1,
@@ -353,11 +381,18 @@ impl TemplateMiner {
 
     fn add_tokens<'a>(&mut self, content: &'a str, tokens: &mut [LineToken<'a>]) -> Match<'a> {
         let signature = self.signature(tokens);
-        if let Some(&(id, check)) = self.exact.get(&signature.key) {
-            // A line with these token texts joined this template, and templates only
-            // widen, so the template takes the line: the second, independent hash stands
-            // in for comparing the texts token by token.
-            if check == signature.check {
+        if let Some(&CachedChoice {
+            id,
+            check,
+            generation,
+        }) = self.exact.get(&signature.key)
+        {
+            // A line with these token texts chose this template, and no template of its
+            // length has changed since: the choice stands. The second, independent hash
+            // stands in for comparing the texts token by token.
+            if check == signature.check
+                && self.generations.get(tokens.len()).copied() == Some(generation)
+            {
                 if let Some(state) = self.templates.get(&id) {
                     if !weak_differs(&state.slots, tokens) {
                         return self.take(id, tokens, content, None);
@@ -752,6 +787,12 @@ impl TemplateMiner {
         if !changed {
             return None;
         }
+        // A slot that widened changes which lines the template takes, shown or not.
+        touch(
+            &mut self.generations,
+            &mut self.generation_clock,
+            state.slots.len(),
+        );
         let text = render(&self.interner, &state.slots);
         if text == state.public.text {
             return None;
@@ -804,6 +845,11 @@ impl TemplateMiner {
             let Some(gone) = self.templates.remove(&other) else {
                 continue;
             };
+            touch(
+                &mut self.generations,
+                &mut self.generation_clock,
+                gone.slots.len(),
+            );
             if let Some(list) = self.buckets.get_mut(&bucket) {
                 list.retain(|&x| x != other);
             }
@@ -887,6 +933,11 @@ impl TemplateMiner {
             slots,
             bucket,
         };
+        touch(
+            &mut self.generations,
+            &mut self.generation_clock,
+            state.slots.len(),
+        );
         self.templates.insert(id, state);
         self.buckets.entry(bucket).or_default().push(id);
         id
@@ -896,7 +947,21 @@ impl TemplateMiner {
         if self.exact.len() >= EXACT_CACHE_MAX {
             self.exact.clear();
         }
-        self.exact.insert(signature.key, (id, signature.check));
+        let Some(state) = self.templates.get(&id) else {
+            return;
+        };
+        let n = state.slots.len();
+        if self.generations.len() <= n {
+            self.generations.resize(n + 1, 0);
+        }
+        self.exact.insert(
+            signature.key,
+            CachedChoice {
+                id,
+                check: signature.check,
+                generation: self.generations[n],
+            },
+        );
     }
 
     fn record(&mut self, change: TemplateChange) {
@@ -932,6 +997,11 @@ impl TemplateMiner {
                     list.retain(|&x| x != id);
                 }
                 self.evicted += 1;
+                touch(
+                    &mut self.generations,
+                    &mut self.generation_clock,
+                    state.slots.len(),
+                );
                 self.record(TemplateChange {
                     id: TemplateId(id),
                     at: self.clock,
@@ -942,7 +1012,7 @@ impl TemplateMiner {
         self.aliases
             .retain(|_, target| self.templates.contains_key(target));
         self.exact
-            .retain(|_, (id, _)| self.templates.contains_key(id));
+            .retain(|_, choice| self.templates.contains_key(&choice.id));
     }
 }
 
