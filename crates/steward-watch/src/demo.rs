@@ -204,9 +204,13 @@ impl Scenario {
 }
 
 /// Plays the scenario into the writer: [`SCENARIO_MINUTES`] minutes at one per `step`,
-/// then a minute of data each minute, until shutdown.
+/// then each minute's data when that minute starts (catching up at once on minutes the
+/// playing took), until shutdown. A minute is written whole when it starts, as a
+/// client batching a minute would, so its buckets are never closed before its records
+/// are in.
 pub async fn run(writer: Writer, step: Duration, mut shutdown: watch::Receiver<bool>) {
     let mut scenario = Scenario::ending_now();
+    let start_ms = scenario.start_ms;
     for minute in 0.. {
         let data = scenario.minute(minute);
         if writer.write(Payload::Logs(data.logs)).await.is_err()
@@ -218,12 +222,14 @@ pub async fn run(writer: Writer, step: Duration, mut shutdown: watch::Receiver<b
         if minute + 1 == SCENARIO_MINUTES {
             tracing::info!("demo: scenario played; going on in real time");
         }
-        // The played minutes go at `step` each; the minute after them starts now,
-        // so it is written at once, and each later one when it starts.
-        let wait = match minute + 1 {
-            m if m < SCENARIO_MINUTES => step,
-            m if m == SCENARIO_MINUTES => Duration::ZERO,
-            _ => Duration::from_secs(60),
+        // The played minutes go at `step` each; each later one is written when it
+        // starts (at once when its start has already passed).
+        let next = minute + 1;
+        let wait = if next < SCENARIO_MINUTES {
+            step
+        } else {
+            let starts = start_ms + next * 60_000;
+            Duration::from_millis(u64::try_from(starts - now_ms()).unwrap_or(0))
         };
         tokio::select! {
             () = tokio::time::sleep(wait) => {}

@@ -348,15 +348,14 @@ async fn a_restart_mid_incident_carries_the_open_incidents_on() {
     );
     let after = after["incidents"].as_array().unwrap();
 
-    // The database incident was not opened a second time, and every incident from
-    // before is still there under its id, with at least its members. (The disk's
-    // exhaustion forecast starts cold after a restart: a run longer than the resolve
-    // interval without its warning can still resolve that incident and open another.)
-    let db_caused = after
-        .iter()
-        .filter(|i| cause(i) == "db_query_duration_ms")
-        .count();
-    assert_eq!(db_caused, 1, "{context}");
+    // No incident was opened a second time (the detectors and forecasts of restored
+    // incidents' series start from their stored history, so the disk's exhaustion
+    // warning goes on without a gap): one incident per cause, the same ids as before,
+    // each with at least its members.
+    let mut causes: Vec<&str> = after.iter().map(cause).collect();
+    causes.sort_unstable();
+    causes.dedup();
+    assert_eq!(causes.len(), after.len(), "{context}");
     for old in &before {
         let new = after
             .iter()

@@ -18,7 +18,7 @@ pub mod forecast;
 pub mod miner;
 pub mod rates;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -115,7 +115,9 @@ impl Default for PipelineConfig {
             flush_every: Duration::from_secs(1),
             threshold: 0.5,
             horizon_ms: 7 * 86_400_000,
-            correlation_window_ms: 5 * 60_000,
+            // steward-detect's own join gap: a resource warning that follows the level
+            // shift of the same series by a few minutes is one incident, not two.
+            correlation_window_ms: 10 * 60_000,
             resolve_ms: 15 * 60_000,
             gap_ms: 5 * 60_000,
             max_templates: 50_000,
@@ -205,7 +207,12 @@ pub fn start(
         highest,
     );
     // Incidents open when the last run stopped go on growing or resolve.
-    correlator.restore(store.incidents(Some(steward_core::IncidentStatus::Open), 10_000)?);
+    let open = store.incidents(Some(steward_core::IncidentStatus::Open), 10_000)?;
+    let warm: HashSet<SeriesKey> = open
+        .iter()
+        .flat_map(|i| i.members.iter().map(|m| m.series.clone()))
+        .collect();
+    correlator.restore(open);
     let factory: DetectorFactory =
         Box::new(|k, saved| Box::new(Streaming::for_series_or_saved(k, saved)));
     let mut pipeline = Pipeline {
@@ -219,6 +226,7 @@ pub fn start(
         ),
         correlator: Box::new(correlator),
         trackers: Vec::new(),
+        warm,
         band_step: Vec::new(),
         exhaustion: HashMap::new(),
         pending: AnalysisBatch::default(),
@@ -252,6 +260,8 @@ struct Pipeline {
     correlator: Box<dyn Correlate>,
     /// Per series id: `None` until seen, then its forecast tracker if it has a limit.
     trackers: Vec<Option<Option<Tracker>>>,
+    /// Series of incidents restored from the last run, not yet seen in this one.
+    warm: HashSet<SeriesKey>,
     /// Per series id: the band step of the last band kept.
     band_step: Vec<i64>,
     exhaustion: HashMap<SeriesId, Anomaly>,
@@ -487,6 +497,10 @@ impl Pipeline {
         if self.trackers[slot].is_none() {
             let k = fill_key(&self.metrics, id, key);
             self.trackers[slot] = Some(forecast::limit_for(k, value).map(Tracker::new));
+            if self.warm.remove(k) {
+                let k = k.clone();
+                self.warm_up(id, slot, &k, ts);
+            }
         }
         let forecast = match self.trackers[slot].as_mut() {
             Some(Some(tracker)) => {
@@ -514,6 +528,28 @@ impl Pipeline {
         }
         if let Some(anomaly) = scored.anomaly {
             self.found(Some(id), anomaly);
+        }
+    }
+
+    /// Feeds the forecast of a series of a restored incident its stored history before
+    /// `before`, so a resource warning goes on where the last run stopped instead of
+    /// after a warm-up longer than the resolve interval (which would resolve the
+    /// incident and open it again). Detectors need no such help: their state is saved
+    /// at shutdown. What the history itself forecasts is not reported again.
+    fn warm_up(&mut self, id: SeriesId, slot: usize, key: &SeriesKey, before: TimestampMs) {
+        const HISTORY_MS: i64 = 6 * 3_600_000;
+        let Some(Some(tracker)) = self.trackers[slot].as_mut() else {
+            return;
+        };
+        let points = match self.metrics.points(id, before - HISTORY_MS, before, 10_000) {
+            Ok(points) => points,
+            Err(e) => {
+                tracing::warn!("cannot read the history of {key}: {e}");
+                return;
+            }
+        };
+        for p in points {
+            let _ = tracker.update(id, key, p.timestamp_ms, p.value, self.config.horizon_ms);
         }
     }
 

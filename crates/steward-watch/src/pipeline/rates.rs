@@ -10,7 +10,7 @@
 //! minutes), a burst (a deploy's log lines) or an error surge that ends do not become
 //! a "dip to 0".
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use steward_core::{Sample, SeriesKey, TimestampMs};
 
@@ -28,10 +28,17 @@ pub const STEADY_RUN: u32 = 10;
 /// P(no record in a bucket) = e^-5 < 0.7% for a Poisson source of this rate.
 pub const STEADY_MEAN: f64 = 5.0;
 
+/// Most later buckets a template keeps counts for ahead of its open one (records
+/// stamped further ahead count in the last of them).
+const MAX_AHEAD: usize = 64;
+
 #[derive(Debug)]
 struct Counter {
     bucket_start: TimestampMs,
     count: u64,
+    /// Counts of buckets after the open one: a batch may carry records of the next
+    /// minute before the current one closes (a client that sends a minute at once).
+    ahead: BTreeMap<TimestampMs, u64>,
     idle: u32,
     /// Buckets in a row, up to the last closed one, that had records.
     run: u32,
@@ -83,14 +90,26 @@ impl RateAggregator {
         let counter = per_service.entry(template).or_insert(Counter {
             bucket_start: bucket,
             count: 0,
+            ahead: BTreeMap::new(),
             idle: 0,
             run: 0,
             run_records: 0,
             steady: false,
             problem,
         });
-        // A late record of a closed bucket counts in the open one.
-        counter.count += 1;
+        // A late record of a closed bucket counts in the open one; a record of a later
+        // bucket waits for it.
+        if bucket > counter.bucket_start {
+            let bucket = if counter.ahead.len() >= MAX_AHEAD && !counter.ahead.contains_key(&bucket)
+            {
+                counter.ahead.keys().next_back().copied().unwrap_or(bucket)
+            } else {
+                bucket
+            };
+            *counter.ahead.entry(bucket).or_default() += 1;
+        } else {
+            counter.count += 1;
+        }
         counter.idle = 0;
         counter.problem |= problem;
     }
@@ -130,8 +149,8 @@ impl RateAggregator {
                         let mean = c.run_records as f64 / f64::from(c.run);
                         c.steady = c.run >= STEADY_RUN && mean >= STEADY_MEAN;
                     }
-                    c.count = 0;
                     c.bucket_start += bucket_ms;
+                    c.count = c.ahead.remove(&c.bucket_start).unwrap_or(0);
                 }
                 true
             });
@@ -161,9 +180,11 @@ mod tests {
         rates.add("a", 1, 100, false);
         rates.add("a", 1, 900, false);
         rates.add("a", 1, 3500, false);
-        // The record at 3500 was counted into the open bucket when it arrived; the
-        // template is not steady yet, so the empty buckets are no data.
-        assert_eq!(points(&mut rates), [(0, 3.0)]);
+        // The template is not steady yet, so the empty buckets are no data; the record
+        // at 3500 waits for its own bucket.
+        assert_eq!(points(&mut rates), [(0, 2.0)]);
+        rates.advance(4000);
+        assert_eq!(points(&mut rates), [(3000, 1.0)]);
     }
 
     #[test]
@@ -206,5 +227,19 @@ mod tests {
             of("db", 2),
             [(0, 1.0), (3000, 1.0), (6000, 1.0), (9000, 1.0)]
         );
+    }
+
+    #[test]
+    fn records_of_a_later_bucket_wait_for_it() {
+        let mut rates = RateAggregator::new(1000, 0);
+        // One batch holds two buckets' records before either closes.
+        for i in 0..10 {
+            rates.add("a", 1, i * 100, false);
+            rates.add("a", 1, 1000 + i * 50, false);
+        }
+        rates.add("a", 1, 1999, false);
+        assert_eq!(points(&mut rates), [(0, 10.0)]);
+        rates.advance(2000);
+        assert_eq!(points(&mut rates), [(1000, 11.0)]);
     }
 }
