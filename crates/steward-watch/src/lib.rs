@@ -285,8 +285,8 @@ impl Service {
             )));
         }
         if !options.tail.is_empty() {
-            background.push(tokio::spawn(ingest::tail::run(
-                options.tail.clone(),
+            let tailer = ingest::tail::Tailer::new(options.tail.clone());
+            background.push(tokio::spawn(tailer.run(
                 std::time::Duration::from_millis(500),
                 state.writer.clone(),
                 rx.clone(),

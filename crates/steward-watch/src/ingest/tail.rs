@@ -196,41 +196,64 @@ impl Follower {
     }
 }
 
-/// Follows every source's files every `interval` into the writer until shutdown.
-/// Files present at start are read from their end; files a glob matches later, from
-/// their start.
-pub async fn run(
+/// The files of every source, followed.
+#[derive(Debug)]
+pub struct Tailer {
     sources: Vec<Source>,
-    interval: Duration,
-    writer: Writer,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut followers: Vec<Follower> = Vec::new();
-    let mut known: HashSet<PathBuf> = HashSet::new();
-    let mut first = true;
-    let mut every = tokio::time::interval(interval);
-    loop {
-        tokio::select! {
-            _ = every.tick() => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        }
-        for source in &sources {
+    followers: Vec<Follower>,
+    known: HashSet<PathBuf>,
+}
+
+impl Tailer {
+    /// Takes note of the files the sources name now, to be read from their end: what
+    /// was written before the service started is not read. Call it before the service
+    /// reports that it is ready, so "before start" means just that.
+    pub fn new(sources: Vec<Source>) -> Tailer {
+        let mut tailer = Tailer {
+            sources,
+            followers: Vec::new(),
+            known: HashSet::new(),
+        };
+        tailer.discover(false);
+        tailer
+    }
+
+    /// Follows files the sources name that are not followed yet.
+    fn discover(&mut self, from_start: bool) {
+        for source in &self.sources {
             for path in source.files() {
-                if known.insert(path.clone()) {
-                    followers.push(Follower::of(source, &path, !first));
+                if self.known.insert(path.clone()) {
+                    self.followers.push(Follower::of(source, &path, from_start));
                 }
             }
         }
-        first = false;
-        for f in &mut followers {
-            match f.poll() {
-                Ok(records) if !records.is_empty() => {
-                    if writer.write(Payload::Logs(records)).await.is_err() {
-                        return;
+    }
+
+    /// Polls every file each `interval` into the writer until shutdown; files a glob
+    /// matches later are read from their start.
+    pub async fn run(
+        mut self,
+        interval: Duration,
+        writer: Writer,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut every = tokio::time::interval(interval);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+            self.discover(true);
+            for f in &mut self.followers {
+                match f.poll() {
+                    Ok(records) if !records.is_empty() => {
+                        if writer.write(Payload::Logs(records)).await.is_err() {
+                            return;
+                        }
                     }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("tail {}: {e}", f.path.display()),
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!("tail {}: {e}", f.path.display()),
             }
         }
     }
