@@ -678,6 +678,8 @@ impl StreamingDetector {
         let evidence = HALF_SCORE_DECADES * score / (1.0 - score).max(1e-12);
         let mut score = (evidence / (evidence + 2.0 * HALF_SCORE_DECADES)).clamp(0.0, 1.0);
         let novel = self.novelty.observe(x) && direction_ok;
+        // When the new level is what makes the report, the reason says so.
+        let novel_reason = novel && score < NOVEL_SCORE;
         if novel {
             score = score.max(NOVEL_SCORE);
         }
@@ -701,7 +703,24 @@ impl StreamingDetector {
         }
         let band = 3.0 * sigma;
         let anomalous = score >= REPORT;
-        let reason = anomalous.then(|| self.reason(kind, x, expected, timestamp_ms));
+        if novel_reason {
+            kind = if x >= expected {
+                AnomalyKind::Spike
+            } else {
+                AnomalyKind::Dip
+            };
+        }
+        let reason = anomalous.then(|| {
+            if novel_reason {
+                let unit = self.config.unit.as_deref().unwrap_or("");
+                format!(
+                    "new level {x:.4}{unit} at {}, never seen before (expected {expected:.4}{unit})",
+                    format_clock(timestamp_ms)
+                )
+            } else {
+                self.reason(kind, x, expected, timestamp_ms)
+            }
+        });
         PointScore {
             score,
             expected,
@@ -853,7 +872,14 @@ mod tests {
             max_score(&s, 1000..2000)
         );
         assert_eq!(first_alarm(&s, 1000, 0.5), Some(2000));
-        assert!(s[2000].reason.is_some());
+        assert!(
+            s[2000]
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("new level 50.0000 at ") && r.contains("never seen")),
+            "{:?}",
+            s[2000].reason
+        );
         // Within the day after it. (The daily profile learns the 50 in its bin on this
         // series, whose spread is too wide for the winsorising to stop it, so the same
         // clock time a day later alarms once: a known flaw, see bench/RESULTS.md.)
