@@ -573,3 +573,115 @@ async fn scraped_targets_and_tailed_files_come_in() {
     assert_eq!(logs_found[0]["level"], "warn");
     h.stop().await;
 }
+
+/// A long range read with a small point budget comes back one point per step, and a
+/// one-sample spike stays visible in its step's max instead of being thinned away.
+#[tokio::test]
+async fn long_ranges_are_downsampled_with_spikes_kept() {
+    let h = Harness::new().await;
+    const START: i64 = 1_700_000_000_000;
+    const N: i64 = 10_000;
+    const SPIKE: i64 = 5_003;
+    let write = prom::WriteRequest {
+        timeseries: vec![prom::TimeSeries {
+            labels: vec![prom::Label {
+                name: "__name__".into(),
+                value: "queue_depth".into(),
+            }],
+            samples: (0..N)
+                .map(|i| prom::Sample {
+                    value: if i == SPIKE { 100.0 } else { 1.0 },
+                    timestamp: START + i * 15_000,
+                })
+                .collect(),
+        }],
+    };
+    let compressed = snap::raw::Encoder::new()
+        .compress_vec(&write.encode_to_vec())
+        .unwrap();
+    let (status, _) = h
+        .send(
+            Request::post("/api/v1/write")
+                .header(header::CONTENT_TYPE, "application/x-protobuf")
+                .header(header::CONTENT_ENCODING, "snappy")
+                .body(Body::from(compressed))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, listed) = h.get("/api/v1/series?name=queue_depth").await;
+    let id = listed["series"][0]["id"].as_i64().unwrap();
+
+    // Automatic: more samples than max_points.
+    let (status, body) = h.get(&format!("/api/v1/series/{id}?max_points=100")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let step = body["step_ms"].as_i64().expect("a step was chosen");
+    let points = body["points"].as_array().unwrap();
+    assert!(points.len() <= 100 && points.len() > 50, "{}", points.len());
+    let total: u64 = points.iter().map(|p| p["count"].as_u64().unwrap()).sum();
+    assert_eq!(total, N as u64, "every sample is in some step");
+    let spike_ts = START + SPIKE * 15_000;
+    let spiked: Vec<&Value> = points
+        .iter()
+        .filter(|p| p["max"].as_f64() == Some(100.0))
+        .collect();
+    assert_eq!(spiked.len(), 1, "exactly one step holds the spike");
+    let s = spiked[0];
+    let start = s["timestamp_ms"].as_i64().unwrap();
+    assert!(start <= spike_ts && spike_ts < start + step);
+    let count = s["count"].as_f64().unwrap();
+    let mean = (count - 1.0 + 100.0) / count;
+    assert!((s["value"].as_f64().unwrap() - mean).abs() < 1e-9);
+    assert_eq!(s["min"], 1.0);
+    for p in points.iter().filter(|p| p["max"].as_f64() != Some(100.0)) {
+        assert_eq!(
+            (p["min"].as_f64(), p["value"].as_f64()),
+            (Some(1.0), Some(1.0))
+        );
+    }
+
+    // Explicit step: one hour holds 240 samples at 15 s.
+    let (status, body) = h
+        .get(&format!(
+            "/api/v1/series/{id}?step=1h&max_points=1000&from={START}&to={}",
+            START + 24 * 3_600_000
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["step_ms"], 3_600_000);
+    let points = body["points"].as_array().unwrap();
+    assert!(
+        points
+            .iter()
+            .all(|p| p["timestamp_ms"].as_i64().unwrap() % 3_600_000 == 0)
+    );
+    let inner = &points[1..points.len() - 1];
+    assert!(inner.iter().all(|p| p["count"] == 240), "{inner:?}");
+
+    // A short range stays raw.
+    let (_, body) = h
+        .get(&format!(
+            "/api/v1/series/{id}?from={START}&to={}",
+            START + 10 * 15_000
+        ))
+        .await;
+    assert_eq!(body["step_ms"], Value::Null);
+    assert_eq!(body["points"].as_array().unwrap().len(), 10);
+    assert!(body["points"][0].get("count").is_none());
+
+    for bad in ["0", "-5", "5x", "m", "99999999999999999999d"] {
+        let (status, body) = h.get(&format!("/api/v1/series/{id}?step={bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "step={bad}");
+        assert!(body.to_string().contains("step"), "{body}");
+    }
+    let (status, body) = h
+        .get(&format!("/api/v1/series/{id}?step=1000&max_points=100"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.to_string().contains("max_points"), "{body}");
+
+    let (_, doc) = h.get("/openapi.json").await;
+    let params = doc["paths"]["/api/v1/series/{id}"].to_string();
+    assert!(params.contains("\"step\""), "{params}");
+    h.stop().await;
+}

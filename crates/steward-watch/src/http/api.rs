@@ -97,14 +97,18 @@ pub struct RangeParams {
     pub to: Option<TimestampMs>,
     /// Most points (default 500).
     pub max_points: Option<usize>,
+    /// Downsampling step: milliseconds, or a number with a unit (`30s`, `5m`, `1h`).
+    pub step: Option<String>,
     /// Most items (default 100).
     pub limit: Option<usize>,
     /// `open` or `resolved`.
     pub status: Option<String>,
 }
 
-/// `GET /api/v1/series/{id}?from=&to=&max_points=`: points with their expected band,
-/// anomalies and the forecast.
+/// `GET /api/v1/series/{id}?from=&to=&max_points=&step=`: points with their expected
+/// band, anomalies and the forecast. Without `step`, a range with more than
+/// `max_points` samples comes back downsampled to at most that many steps; with it, one
+/// point per step (mean as value, with min, max and count).
 pub async fn series_points(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -112,14 +116,16 @@ pub async fn series_points(
 ) -> Result<Json<Value>, AppError> {
     let (from, to) = (p.from.unwrap_or(i64::MIN), p.to.unwrap_or(i64::MAX));
     let max = p.max_points.unwrap_or(500).clamp(2, 20_000);
+    let step = p.step.as_deref().map(parse_step).transpose()?;
     let (key, points, anomalies) = read(&state, move |s| {
         let key = s.series_key(id)?;
-        let points = s.points(id, from, to, max)?;
+        let points = s.points_by_step(id, from, to, step, max)?;
         let anomalies = s.anomalies(from, to, 10_000)?;
         Ok((key, points, anomalies))
     })
     .await?;
     let key = key.ok_or_else(|| AppError::NotFound(format!("no series {id}")))?;
+    check_step_fits(step, points.points.len(), max)?;
     let anomalies: Vec<_> = anomalies
         .into_iter()
         .filter(|a| a.series_id == Some(id) || a.anomaly.series == key)
@@ -128,10 +134,51 @@ pub async fn series_points(
         "id": id,
         "key": key,
         "selector": key.to_string(),
-        "points": points,
+        "step_ms": points.step_ms,
+        "points": points.points,
         "anomalies": anomalies,
         "forecast": state.shared.forecast(id),
     })))
+}
+
+/// Reads a `step`: whole milliseconds (`60000`) or a whole number with a unit (`500ms`,
+/// `30s`, `5m`, `1h`, `1d`), above zero. Hand-written: five units do not need a crate.
+fn parse_step(raw: &str) -> Result<i64, AppError> {
+    let bad = || {
+        AppError::BadRequest(format!(
+            "step {raw:?}: expected a positive whole number of ms or with a unit (500ms, 30s, 5m, 1h, 1d)"
+        ))
+    };
+    let raw_t = raw.trim();
+    let digits = raw_t
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(raw_t.len());
+    let (number, unit) = raw_t.split_at(digits);
+    let number: i64 = number.parse().map_err(|_| bad())?;
+    let factor = match unit {
+        "" | "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(bad()),
+    };
+    match number.checked_mul(factor) {
+        Some(step) if step > 0 => Ok(step),
+        _ => Err(bad()),
+    }
+}
+
+/// An explicit step is the caller's choice, so it is not widened behind their back; when
+/// it gives more points than `max_points`, the caller is told instead.
+fn check_step_fits(step: Option<i64>, points: usize, max: usize) -> Result<(), AppError> {
+    match step {
+        Some(step) if points > max => Err(AppError::BadRequest(format!(
+            "step {step} ms gives {points} points over the range, more than max_points {max}: \
+             choose a larger step, a shorter range or a larger max_points"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// `GET /api/v1/templates?limit=`: most frequent first.
@@ -152,6 +199,7 @@ pub async fn template(
 ) -> Result<Json<Value>, AppError> {
     let (from, to) = (p.from.unwrap_or(i64::MIN), p.to.unwrap_or(i64::MAX));
     let max = p.max_points.unwrap_or(500).clamp(2, 20_000);
+    let step = p.step.as_deref().map(parse_step).transpose()?;
     let (template, rates) = read(&state, move |s| {
         let template = s.template(id)?;
         let series = s.series(
@@ -161,17 +209,24 @@ pub async fn template(
         )?;
         let mut rates = Vec::new();
         for info in series {
-            let points = s.points(info.id, from, to, max)?;
-            rates.push(json!({
-                "series_id": info.id,
-                "service": info.key.label("service"),
-                "points": points,
-            }));
+            let points = s.points_by_step(info.id, from, to, step, max)?;
+            rates.push((info, points));
         }
         Ok((template, rates))
     })
     .await?;
     let template = template.ok_or_else(|| AppError::NotFound(format!("no template {id}")))?;
+    let mut out = Vec::with_capacity(rates.len());
+    for (info, points) in rates {
+        check_step_fits(step, points.points.len(), max)?;
+        out.push(json!({
+            "series_id": info.id,
+            "service": info.key.label("service"),
+            "step_ms": points.step_ms,
+            "points": points.points,
+        }));
+    }
+    let rates = out;
     Ok(Json(json!({ "template": template, "rates": rates })))
 }
 
@@ -340,10 +395,14 @@ pub fn openapi_document() -> Value {
             ]),
             "/api/v1/series/{id}": get_op("Points of a series with expected band, anomalies and forecast", &[
                 ("{id}", "integer", "series id"), range[0], range[1],
-                ("max_points", "integer", "most points (default 500)"),
+                ("max_points", "integer", "most points (default 500, at most 20000); a range with more samples comes back one point per step: the step's mean as value, with min, max and count"),
+                ("step", "string", "downsampling step: whole ms or with a unit (500ms, 30s, 5m, 1h, 1d); one point per step that holds samples; 400 when not a positive duration or when it gives more than max_points points"),
             ]),
             "/api/v1/templates": get_op("Log templates, most frequent first", &[("limit", "integer", "most templates")]),
-            "/api/v1/templates/{id}": get_op("One template and its rate per service", &[("{id}", "integer", "template id"), range[0], range[1]]),
+            "/api/v1/templates/{id}": get_op("One template and its rate per service", &[("{id}", "integer", "template id"), range[0], range[1],
+                ("max_points", "integer", "most points per rate series (default 500)"),
+                ("step", "string", "downsampling step, as for /api/v1/series/{id}"),
+            ]),
             "/api/v1/anomalies": get_op("Anomalies, newest first", &[range[0], range[1], ("limit", "integer", "most anomalies")]),
             "/api/v1/incidents": get_op("Incidents, newest first", &[("status", "string", "open, resolved or all"), ("limit", "integer", "most incidents")]),
             "/api/v1/incidents/{id}": get_op("One incident with its likely cause and related templates", &[("{id}", "integer", "incident id")]),

@@ -17,11 +17,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use steward_core::{Incident, IncidentStatus, Sample, SeriesKey, TimestampMs};
-use steward_tsdb::{ChunkIter, ChunkMeta, ClosedChunk, ReplayReport, Row, Tsdb, TsdbOptions};
+use steward_tsdb::{
+    ChunkIter, ChunkMeta, ClosedChunk, ReplayReport, Row, Tsdb, TsdbOptions, rollup,
+};
 
 use super::{
-    AnalysisBatch, Band, LogQuery, Point, SeriesId, SeriesInfo, Store, StoreError, StoreStats,
-    StoredAnomaly, StoredChunk, StoredLog, TemplateRow, WriteBatch,
+    AnalysisBatch, Band, LogQuery, Point, SeriesId, SeriesInfo, SeriesPoints, Store, StoreError,
+    StoreStats, StoredAnomaly, StoredChunk, StoredLog, TemplateRow, WriteBatch,
 };
 
 /// The label that holds a series' name, as Prometheus spells it.
@@ -288,15 +290,18 @@ pub fn intern_keyed(
 
 /// Decodes chunks into points in `[from, to)`, one per timestamp (a chunk stored and
 /// also replayed after a crash holds the same samples), with the bands stored for
-/// their timestamps, thinned to `max_points`.
+/// their timestamps. With `step_ms`, or when there are more than `max_points` samples,
+/// they are rolled up per step (see [`downsample`]) instead of thinned, so that a spike
+/// between kept points is not lost.
 pub fn points_of(
     stored: &[StoredChunk],
     head: Option<&[ClosedChunk]>,
     bands: &[(TimestampMs, Band)],
     from: TimestampMs,
     to: TimestampMs,
+    step_ms: Option<i64>,
     max_points: usize,
-) -> Vec<Point> {
+) -> SeriesPoints {
     let mut samples: Vec<(i64, f64)> = Vec::new();
     let mut take = |iter: ChunkIter<'_>| {
         // A damaged blob yields what decoded before the flaw.
@@ -315,18 +320,94 @@ pub fn points_of(
     samples.dedup_by_key(|(ts, _)| *ts);
     let mut bands = bands.to_vec();
     bands.sort_by_key(|(ts, _)| *ts);
-    let points = samples
+    let max_points = max_points.max(1);
+    let step = match step_ms {
+        Some(step) => step.max(1),
+        None if samples.len() <= max_points => {
+            let points = samples
+                .into_iter()
+                .map(|(ts, value)| Point {
+                    timestamp_ms: ts,
+                    value,
+                    band: bands
+                        .binary_search_by_key(&ts, |(t, _)| *t)
+                        .ok()
+                        .map(|i| bands[i].1),
+                    min: None,
+                    max: None,
+                    count: None,
+                })
+                .collect();
+            return SeriesPoints {
+                step_ms: None,
+                points,
+            };
+        }
+        None => auto_step(&samples, max_points),
+    };
+    let mut step = step;
+    loop {
+        let points = downsample(&samples, &bands, step);
+        // Steps are aligned to multiples of the step, so the first guess can give one
+        // step too many; an explicit step is the caller's choice and is kept.
+        if step_ms.is_some() || points.len() <= max_points {
+            return SeriesPoints {
+                step_ms: Some(step),
+                points,
+            };
+        }
+        step = step.saturating_mul(2);
+    }
+}
+
+/// The smallest step (in whole ms) at which the samples' time span fits `max_points`
+/// steps, before alignment.
+fn auto_step(samples: &[(i64, f64)], max_points: usize) -> i64 {
+    let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+        return 1;
+    };
+    let span = i128::from(last.0) - i128::from(first.0) + 1;
+    let slots = i128::try_from(max_points.saturating_sub(1).max(1)).unwrap_or(i128::MAX);
+    let step = (span + slots - 1) / slots;
+    i64::try_from(step).unwrap_or(i64::MAX).max(1)
+}
+
+/// One point per step that holds samples: stamped at the step's start, valued at its
+/// mean, with its min, max and count (steward-tsdb's rollup). Its band, where the
+/// detector scored samples of the step, is the mean of their expected values and edges
+/// with the highest score, so an anomalous sample still marks its step.
+fn downsample(samples: &[(i64, f64)], bands: &[(TimestampMs, Band)], step: i64) -> Vec<Point> {
+    rollup(samples.iter().copied(), step)
         .into_iter()
-        .map(|(ts, value)| Point {
-            timestamp_ms: ts,
-            value,
-            band: bands
-                .binary_search_by_key(&ts, |(t, _)| *t)
-                .ok()
-                .map(|i| bands[i].1),
+        .map(|r| {
+            let end = r.start_ms.saturating_add(step);
+            let lo = bands.partition_point(|(t, _)| *t < r.start_ms);
+            let hi = bands.partition_point(|(t, _)| *t < end);
+            Point {
+                timestamp_ms: r.start_ms,
+                value: r.mean(),
+                band: mean_band(&bands[lo..hi]),
+                min: Some(r.min),
+                max: Some(r.max),
+                count: Some(r.count),
+            }
         })
-        .collect();
-    super::sqlite::thin(points, max_points.max(1))
+        .collect()
+}
+
+fn mean_band(bands: &[(TimestampMs, Band)]) -> Option<Band> {
+    if bands.is_empty() {
+        return None;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let n = bands.len() as f64;
+    let mean = |f: fn(&Band) -> f64| bands.iter().map(|(_, b)| f(b)).sum::<f64>() / n;
+    Some(Band {
+        expected: mean(|b| b.expected),
+        lower: mean(|b| b.lower),
+        upper: mean(|b| b.upper),
+        score: bands.iter().map(|(_, b)| b.score).fold(0.0, f64::max),
+    })
 }
 
 impl Store for MetricStore {
@@ -411,13 +492,14 @@ impl Store for MetricStore {
             None => self.inner.series_key(id),
         }
     }
-    fn points(
+    fn points_by_step(
         &self,
         id: SeriesId,
         from: TimestampMs,
         to: TimestampMs,
+        step_ms: Option<i64>,
         max_points: usize,
-    ) -> Result<Vec<Point>, StoreError> {
+    ) -> Result<SeriesPoints, StoreError> {
         let head = match tsdb_id(id) {
             Some(id) => self.head_chunks(id)?,
             None => Vec::new(),
@@ -430,6 +512,7 @@ impl Store for MetricStore {
             &bands,
             from,
             to,
+            step_ms,
             max_points,
         ))
     }
@@ -472,5 +555,88 @@ impl Store for MetricStore {
         stats.samples += pending + head.db.head().open_samples();
         stats.series = stats.series.max(head.db.interner().len() as u64);
         Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use steward_tsdb::ChunkAppender;
+
+    fn chunk(samples: &[(i64, f64)]) -> StoredChunk {
+        let mut c = ChunkAppender::new();
+        for &(ts, v) in samples {
+            c.append(ts, v).unwrap();
+        }
+        StoredChunk {
+            series: 1,
+            min_ts: samples[0].0,
+            max_ts: samples[samples.len() - 1].0,
+            samples: u32::try_from(samples.len()).unwrap(),
+            bytes: c.to_bytes(),
+        }
+    }
+
+    fn band(expected: f64, score: f64) -> Band {
+        Band {
+            expected,
+            lower: expected - 1.0,
+            upper: expected + 1.0,
+            score,
+        }
+    }
+
+    #[test]
+    fn over_budget_ranges_roll_up_and_keep_the_spike() {
+        let samples: Vec<(i64, f64)> = (0..1_000)
+            .map(|i| (i * 1_000, if i == 617 { 50.0 } else { 2.0 }))
+            .collect();
+        // The same samples twice (stored and replayed) count once.
+        let stored = [chunk(&samples[..600]), chunk(&samples[500..])];
+        let bands = [(617_000, band(2.0, 0.99)), (618_000, band(4.0, 0.1))];
+        let got = points_of(&stored, None, &bands, 0, i64::MAX, None, 10);
+        let step = got.step_ms.unwrap();
+        assert!(got.points.len() <= 10 && got.points.len() >= 5);
+        let total: u64 = got.points.iter().filter_map(|p| p.count).sum();
+        assert_eq!(total, 1_000);
+        let spiked = got.points.iter().find(|p| p.max == Some(50.0)).unwrap();
+        assert!(spiked.timestamp_ms <= 617_000 && 617_000 < spiked.timestamp_ms + step);
+        let n = spiked.count.unwrap() as f64;
+        assert!((spiked.value - (2.0 * (n - 1.0) + 50.0) / n).abs() < 1e-12);
+        assert_eq!(spiked.min, Some(2.0));
+        let b = spiked.band.unwrap();
+        assert_eq!((b.expected, b.lower, b.score), (3.0, 2.0, 0.99));
+        assert!(
+            got.points
+                .iter()
+                .filter(|p| p.max != Some(50.0))
+                .all(|p| p.band.is_none())
+        );
+
+        // Within budget: raw samples, no rollup fields.
+        let raw = points_of(&stored, None, &bands, 617_000, 620_000, None, 10);
+        assert_eq!(raw.step_ms, None);
+        assert_eq!(raw.points.len(), 3);
+        assert_eq!((raw.points[0].value, raw.points[0].count), (50.0, None));
+        assert_eq!(raw.points[0].band, Some(bands[0].1));
+
+        // An explicit step is kept even past the budget; the API refuses that case.
+        let fine = points_of(&stored, None, &[], 0, i64::MAX, Some(100_000), 3);
+        assert_eq!(fine.step_ms, Some(100_000));
+        assert_eq!(fine.points.len(), 10);
+        assert!(fine.points.iter().all(|p| p.count == Some(100)));
+    }
+
+    #[test]
+    fn a_budget_of_one_gives_one_point() {
+        let samples: Vec<(i64, f64)> = (0..7).map(|i| (i * 333 + 5, i as f64)).collect();
+        let got = points_of(&[chunk(&samples)], None, &[], 0, i64::MAX, None, 1);
+        assert_eq!(got.points.len(), 1);
+        assert_eq!(got.points[0].count, Some(7));
+        assert_eq!(got.points[0].value, 3.0);
+        assert_eq!(
+            (got.points[0].min, got.points[0].max),
+            (Some(0.0), Some(6.0))
+        );
     }
 }

@@ -134,6 +134,26 @@ pub struct Point {
     /// What the detector expected, if it has scored this point.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub band: Option<Band>,
+    /// For a downsampled point (one per step, `value` the step's mean): the step's
+    /// smallest value, so a dip between points stays visible.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// For a downsampled point: the step's largest value (a spike stays visible).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// For a downsampled point: how many samples the step holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+}
+
+/// Points of one series over a range, raw or one per step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeriesPoints {
+    /// The step the points were rolled up to, in ms; `None` when they are the raw
+    /// samples.
+    pub step_ms: Option<i64>,
+    /// The points, oldest first.
+    pub points: Vec<Point>,
 }
 
 /// A detector's view of one point.
@@ -262,9 +282,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<SeriesInfo>, StoreError>;
     /// One series' key.
     fn series_key(&self, id: SeriesId) -> Result<Option<SeriesKey>, StoreError>;
-    /// Points of one series in `[from, to)`, oldest first, thinned evenly to at most
-    /// `max_points`. A plain store answers from its persisted chunks; the
-    /// [`metrics::MetricStore`] adds the open head.
+    /// Points of one series in `[from, to)`, oldest first: the raw samples when there
+    /// are at most `max_points`, else downsampled to at most `max_points` steps (see
+    /// [`Store::points_by_step`]).
     fn points(
         &self,
         id: SeriesId,
@@ -272,10 +292,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         to: TimestampMs,
         max_points: usize,
     ) -> Result<Vec<Point>, StoreError> {
+        Ok(self.points_by_step(id, from, to, None, max_points)?.points)
+    }
+    /// Points of one series in `[from, to)`, oldest first. With `step_ms`, one point per
+    /// step that holds samples (its mean, min, max and count); without, the raw samples
+    /// when there are at most `max_points`, else one point per step of the smallest
+    /// step that gives at most `max_points`. A plain store answers from its persisted
+    /// chunks; the [`metrics::MetricStore`] adds the open head.
+    fn points_by_step(
+        &self,
+        id: SeriesId,
+        from: TimestampMs,
+        to: TimestampMs,
+        step_ms: Option<i64>,
+        max_points: usize,
+    ) -> Result<SeriesPoints, StoreError> {
         let chunks = self.chunks(id, from, to)?;
         let bands = self.bands(id, from, to)?;
         Ok(metrics::points_of(
-            &chunks, None, &bands, from, to, max_points,
+            &chunks, None, &bands, from, to, step_ms, max_points,
         ))
     }
     /// Templates, most frequent first.

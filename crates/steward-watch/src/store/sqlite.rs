@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use steward_core::{Incident, IncidentStatus, LogLevel, LogRecord, SeriesKey, TimestampMs};
 
 use super::{
-    AnalysisBatch, Band, LogQuery, Point, SeriesId, SeriesInfo, Store, StoreError, StoreStats,
+    AnalysisBatch, Band, LogQuery, SeriesId, SeriesInfo, Store, StoreError, StoreStats,
     StoredAnomaly, StoredChunk, StoredLog, TemplateRow, WriteBatch,
 };
 
@@ -717,43 +717,6 @@ fn template_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TemplateResult> {
         first_seen_ms: r.get(6)?,
         last_seen_ms: r.get(7)?,
     }))
-}
-
-/// Keeps at most `max` points, evenly spaced in time: the last point of each of `max`
-/// equal time buckets, so spikes at the end of a bucket survive.
-pub(crate) fn thin(points: Vec<Point>, max: usize) -> Vec<Point> {
-    if points.len() <= max {
-        return points;
-    }
-    let (Some(first), Some(last)) = (points.first(), points.last()) else {
-        return points;
-    };
-    let span = (last.timestamp_ms - first.timestamp_ms).max(1);
-    let start = first.timestamp_ms;
-    let mut out: Vec<Point> = Vec::with_capacity(max);
-    let mut current = None;
-    for p in points {
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss
-        )]
-        let bucket = (((p.timestamp_ms - start) as f64 / span as f64) * (max - 1) as f64) as usize;
-        if current == Some(bucket) {
-            if let Some(slot) = out.last_mut() {
-                // Keep the point furthest from its expected value (or the larger one),
-                // so an anomaly is not thinned away.
-                let dev = |q: &Point| q.band.map_or(q.value, |b| (q.value - b.expected).abs());
-                if dev(&p) >= dev(slot) {
-                    *slot = p;
-                }
-            }
-        } else {
-            out.push(p);
-            current = Some(bucket);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
