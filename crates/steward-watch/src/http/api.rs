@@ -277,17 +277,16 @@ pub async fn incident(
         let ids = s.intern(&keys)?;
         let mut templates = BTreeMap::new();
         for m in &incident.members {
-            if m.series.name == TEMPLATE_RATE {
-                if let Some(t) = m
+            if m.series.name == TEMPLATE_RATE
+                && let Some(t) = m
                     .series
                     .label("template")
                     .and_then(|t| t.parse().ok())
                     .map(|t| s.template(t))
                     .transpose()?
                     .flatten()
-                {
-                    templates.insert(t.id, t);
-                }
+            {
+                templates.insert(t.id, t);
             }
         }
         Ok(Some((

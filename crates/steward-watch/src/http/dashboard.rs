@@ -211,6 +211,8 @@ pub fn chart(
             Some(p.value),
             p.band.map(|b| b.lower),
             p.band.map(|b| b.upper),
+            p.min,
+            p.max,
         ]
         .into_iter()
         .flatten()
@@ -256,6 +258,26 @@ pub fn chart(
         let _ = write!(
             svg,
             "<polygon points=\"{poly}\" fill=\"#90caf9\" fill-opacity=\"0.35\" stroke=\"none\"><title>expected band</title></polygon>"
+        );
+    }
+    // A downsampled point's min and max, as a grey envelope: a spike the mean smooths
+    // out still shows.
+    let spread: Vec<(i64, f64, f64)> = points
+        .iter()
+        .filter_map(|p| Some((p.timestamp_ms, p.min?, p.max?)))
+        .filter(|(_, l, u)| l.is_finite() && u.is_finite())
+        .collect();
+    if spread.len() > 1 {
+        let mut poly = String::new();
+        for (t, _, u) in &spread {
+            let _ = write!(poly, "{:.1},{:.1} ", x(*t), y(*u));
+        }
+        for (t, l, _) in spread.iter().rev() {
+            let _ = write!(poly, "{:.1},{:.1} ", x(*t), y(*l));
+        }
+        let _ = write!(
+            svg,
+            "<polygon points=\"{poly}\" fill=\"#9e9e9e\" fill-opacity=\"0.3\" stroke=\"none\" class=\"spread\"><title>min and max per step</title></polygon>"
         );
     }
     for a in anomalies {
@@ -446,14 +468,12 @@ async fn incident(
         }
         let mut templates = Vec::new();
         for m in &incident.members {
-            if m.series.name == TEMPLATE_RATE {
-                if let Some(t) = m.series.label("template").and_then(|t| t.parse().ok()) {
-                    if let Some(row) = s.template(t)? {
-                        if !templates.iter().any(|r: &TemplateRow| r.id == row.id) {
-                            templates.push(row);
-                        }
-                    }
-                }
+            if m.series.name == TEMPLATE_RATE
+                && let Some(t) = m.series.label("template").and_then(|t| t.parse().ok())
+                && let Some(row) = s.template(t)?
+                && !templates.iter().any(|r: &TemplateRow| r.id == row.id)
+            {
+                templates.push(row);
             }
         }
         Ok(Some((incident, charts, templates)))
@@ -677,5 +697,38 @@ mod tests {
             esc("<a href=\"x\">&</a>"),
             "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;"
         );
+    }
+
+    #[test]
+    fn downsampled_points_get_a_min_max_envelope() {
+        let point = |t: i64, max: f64| Point {
+            timestamp_ms: t,
+            value: 1.0,
+            band: None,
+            min: Some(0.5),
+            max: Some(max),
+            count: Some(10),
+        };
+        let svg = chart("q", &[point(0, 1.5), point(60_000, 90.0)], &[], None);
+        assert!(svg.contains("class=\"spread\""), "{svg}");
+        let raw = Point {
+            min: None,
+            max: None,
+            count: None,
+            ..point(0, 1.0)
+        };
+        let plain = chart(
+            "q",
+            &[
+                raw,
+                Point {
+                    timestamp_ms: 1,
+                    ..raw
+                },
+            ],
+            &[],
+            None,
+        );
+        assert!(!plain.contains("spread"));
     }
 }

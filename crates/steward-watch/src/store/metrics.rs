@@ -239,10 +239,10 @@ impl MetricStore {
                     let last = chunk.iter().filter_map(Result::ok).last();
                     let s = summary.get_or_insert_default();
                     s.points += u64::from(chunk.meta.samples);
-                    if let Some((ts, v)) = last {
-                        if s.last.is_none_or(|(t, _)| ts >= t) {
-                            s.last = Some((ts, v));
-                        }
+                    if let Some((ts, v)) = last
+                        && s.last.is_none_or(|(t, _)| ts >= t)
+                    {
+                        s.last = Some((ts, v));
                     }
                 }
                 summary
@@ -476,11 +476,11 @@ impl Store for MetricStore {
         for (info, head) in list.iter_mut().zip(heads) {
             if let Some(h) = head {
                 info.points += h.points;
-                if let Some((ts, v)) = h.last {
-                    if info.last_ms.is_none_or(|l| ts >= l) {
-                        info.last_ms = Some(ts);
-                        info.last_value = Some(v);
-                    }
+                if let Some((ts, v)) = h.last
+                    && info.last_ms.is_none_or(|l| ts >= l)
+                {
+                    info.last_ms = Some(ts);
+                    info.last_value = Some(v);
                 }
             }
         }
