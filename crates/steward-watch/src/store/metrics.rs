@@ -349,8 +349,9 @@ pub fn points_of(
     loop {
         let points = downsample(&samples, &bands, step);
         // Steps are aligned to multiples of the step, so the first guess can give one
-        // step too many; an explicit step is the caller's choice and is kept.
-        if step_ms.is_some() || points.len() <= max_points {
+        // step too many; an explicit step is the caller's choice and is kept. At the
+        // widest step, samples on both sides of zero still take up to three steps.
+        if step_ms.is_some() || points.len() <= max_points || step == i64::MAX {
             return SeriesPoints {
                 step_ms: Some(step),
                 points,
@@ -625,6 +626,14 @@ mod tests {
         assert_eq!(fine.step_ms, Some(100_000));
         assert_eq!(fine.points.len(), 10);
         assert!(fine.points.iter().all(|p| p.count == Some(100)));
+    }
+
+    #[test]
+    fn extreme_timestamps_end_the_search_for_a_step() {
+        let samples = [(i64::MIN, 1.0), (-1, 2.0), (0, 3.0), (i64::MAX - 1, 4.0)];
+        let got = points_of(&[chunk(&samples)], None, &[], i64::MIN, i64::MAX, None, 1);
+        assert_eq!(got.step_ms, Some(i64::MAX));
+        assert_eq!(got.points.iter().filter_map(|p| p.count).sum::<u64>(), 4);
     }
 
     #[test]
