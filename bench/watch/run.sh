@@ -4,7 +4,8 @@
 # embedded store on, for WARMUP + SECONDS seconds. Writes bench/out/watch/*.json and
 # prints the load generator's report, steward's own counters and the store's size.
 #
-# Usage: bench/watch/run.sh            (env: SECONDS_MEASURED=60 WARMUP=10 CONNECTIONS=8 BATCH=1000)
+# Usage: bench/watch/run.sh            (env: SECONDS_MEASURED=60 WARMUP=10 CONNECTIONS=8 BATCH=1000;
+#        STEWARD_BIN and OTLP_LOAD run copies of the binaries another build cannot replace)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -21,7 +22,7 @@ fi
 out=bench/out/watch
 mkdir -p "$out"
 data="$(mktemp -d)"
-target/release/steward --json up --listen 127.0.0.1:0 --otlp 127.0.0.1:0 --data-dir "$data" \
+"${STEWARD_BIN:-target/release/steward}" --json up --listen 127.0.0.1:0 --otlp 127.0.0.1:0 --data-dir "$data" \
     >"$out/up.json" 2>"$out/up.log" &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
@@ -29,7 +30,7 @@ for _ in $(seq 100); do [ -s "$out/up.json" ] && break; sleep 0.1; done
 otlp="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["otlp"][7:])' "$out/up.json")"
 api="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["api"])' "$out/up.json")"
 
-target/release/examples/otlp_load --target "$otlp" --connections "$connections" --batch "$batch" \
+"${OTLP_LOAD:-target/release/examples/otlp_load}" --target "$otlp" --connections "$connections" --batch "$batch" \
     --warmup "$warmup" --seconds "$measured" --pid "$pid" | tee "$out/load.json"
 
 # Let the pipeline drain, then read steward's own account.
