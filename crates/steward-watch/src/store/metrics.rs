@@ -44,6 +44,12 @@ pub struct Head {
 pub struct MetricStore {
     inner: Arc<dyn Store>,
     head: Mutex<Head>,
+    /// Held by `persist` from its store write until the chunks leave the unsaved list,
+    /// and by reads that add the store's counts to the head's: without it such a read
+    /// could take the store's count just before a chunk is committed and the head's
+    /// just after the chunk left the unsaved list, missing the chunk (it was seen
+    /// once: 120 of 84,960 acknowledged samples at 2.1 M samples/s).
+    handover: Mutex<()>,
     /// Every id below this is in the store's series table.
     defined_below: AtomicU32,
 }
@@ -110,6 +116,7 @@ impl MetricStore {
                 db,
                 unsaved: Vec::new(),
             }),
+            handover: Mutex::new(()),
             defined_below: AtomicU32::new(below),
         };
         store.define_pending()?;
@@ -193,6 +200,7 @@ impl MetricStore {
         if batch.is_empty() {
             return Ok(0);
         }
+        let _handover = self.handover.lock().map_err(|_| StoreError::Poisoned)?;
         self.inner.save_chunks(&batch)?;
         let mut head = self.lock()?;
         let saved: Vec<ChunkMeta> = head.unsaved.drain(..batch.len()).map(|c| c.meta).collect();
@@ -471,6 +479,7 @@ impl Store for MetricStore {
         labels: &[(String, String)],
         limit: usize,
     ) -> Result<Vec<SeriesInfo>, StoreError> {
+        let _handover = self.handover.lock().map_err(|_| StoreError::Poisoned)?;
         let mut list = self.inner.series(name, labels, limit)?;
         let ids: Vec<SeriesId> = list.iter().map(|s| s.id).collect();
         let heads = self.head_summary(&ids)?;
@@ -545,6 +554,7 @@ impl Store for MetricStore {
         self.inner.prune_logs(before)
     }
     fn stats(&self) -> Result<StoreStats, StoreError> {
+        let _handover = self.handover.lock().map_err(|_| StoreError::Poisoned)?;
         let mut stats = self.inner.stats()?;
         let head = self.lock()?;
         let pending: u64 = head
