@@ -141,26 +141,7 @@ impl PipelineConfig {
     }
 }
 
-/// Parses `90s`, `15m`, `12h`, `7d`, `2w` (or plain seconds).
-pub fn parse_duration_ms(text: &str) -> Option<i64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (num, unit) = text.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let unit_ms = match unit.trim() {
-        "" | "s" => 1_000.0,
-        "ms" => 1.0,
-        "m" | "min" => 60_000.0,
-        "h" => 3_600_000.0,
-        "d" => 86_400_000.0,
-        "w" => 7.0 * 86_400_000.0,
-        _ => return None,
-    };
-    #[allow(clippy::cast_possible_truncation)]
-    Some((n * unit_ms) as i64)
-}
+pub use steward_core::config::parse_duration_ms;
 
 /// What the pipeline shares with the HTTP side while it runs.
 #[derive(Debug, Default)]
