@@ -216,34 +216,7 @@ impl Store for SqliteStore {
         let mut stmt = conn.prepare_cached(
             "SELECT id, ts, service, level, body, attributes FROM logs WHERE id > ?1 ORDER BY id LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![after, to_i64(limit as u64)], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, Option<i64>>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, Option<String>>(5)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, ts, service, level, body, attributes) = row?;
-            out.push(StoredLog {
-                id,
-                record: LogRecord {
-                    timestamp_ms: Some(ts),
-                    service,
-                    level: level_of_rank(level),
-                    body,
-                    attributes: match attributes {
-                        Some(a) => serde_json::from_str(&a)?,
-                        None => Default::default(),
-                    },
-                },
-            });
-        }
-        Ok(out)
+        log_rows(&mut stmt, params![after, to_i64(limit as u64)])
     }
 
     fn define_series(&self, defs: &[(SeriesId, SeriesKey)]) -> Result<(), StoreError> {
@@ -464,35 +437,7 @@ impl Store for SqliteStore {
         args.push(SqlValue::Integer(to_i64(limit as u64)));
         let conn = lock(&self.reader)?;
         let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params_from_iter(args), |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, Option<i64>>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, Option<String>>(5)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, ts, service, level, body, attributes) = row?;
-            let attributes = match attributes {
-                Some(a) => serde_json::from_str(&a)?,
-                None => Default::default(),
-            };
-            out.push(StoredLog {
-                id,
-                record: LogRecord {
-                    timestamp_ms: Some(ts),
-                    service,
-                    level: level_of_rank(level),
-                    body,
-                    attributes,
-                },
-            });
-        }
-        Ok(out)
+        log_rows(&mut stmt, params_from_iter(args))
     }
 
     fn series(
@@ -717,6 +662,41 @@ fn template_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TemplateResult> {
         first_seen_ms: r.get(6)?,
         last_seen_ms: r.get(7)?,
     }))
+}
+
+/// The stored logs a query over `id, ts, service, level, body, attributes` returns.
+fn log_rows(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<StoredLog>, StoreError> {
+    let rows = stmt.query_map(params, |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, Option<i64>>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, Option<String>>(5)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, ts, service, level, body, attributes) = row?;
+        out.push(StoredLog {
+            id,
+            record: LogRecord {
+                timestamp_ms: Some(ts),
+                service,
+                level: level_of_rank(level),
+                body,
+                attributes: match attributes {
+                    Some(a) => serde_json::from_str(&a)?,
+                    None => Default::default(),
+                },
+            },
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
