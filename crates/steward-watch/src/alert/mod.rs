@@ -328,7 +328,7 @@ mod tests {
         for ok in [
             "http://127.0.0.1:9000/hooks/a",
             "http://alerts.local",
-            "https://hooks.slack.com/services/T000/B000/XXXX",
+            "https://hooks.slack.com/services/T000/B000/your-webhook-token",
         ] {
             assert!(
                 Webhook::new(ok, WebhookFormat::Slack).validate().is_ok(),
