@@ -63,6 +63,24 @@ impl Harness {
         (status, body.to_vec())
     }
 
+    /// Posts a remote-write request, snappy-compressed as Prometheus sends it, and
+    /// expects it stored (204).
+    async fn remote_write(&self, write: &prom::WriteRequest) {
+        let compressed = snap::raw::Encoder::new()
+            .compress_vec(&write.encode_to_vec())
+            .unwrap();
+        let (status, _) = self
+            .send(
+                Request::post("/api/v1/write")
+                    .header(header::CONTENT_TYPE, "application/x-protobuf")
+                    .header(header::CONTENT_ENCODING, "snappy")
+                    .body(Body::from(compressed))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+
     async fn get(&self, uri: &str) -> (StatusCode, Value) {
         let (status, body) = self
             .send(Request::get(uri).body(Body::empty()).unwrap())
@@ -384,19 +402,7 @@ async fn metrics_from_otlp_and_remote_write_become_series() {
                 .collect(),
         }],
     };
-    let compressed = snap::raw::Encoder::new()
-        .compress_vec(&write.encode_to_vec())
-        .unwrap();
-    let (status, _) = h
-        .send(
-            Request::post("/api/v1/write")
-                .header(header::CONTENT_TYPE, "application/x-protobuf")
-                .header(header::CONTENT_ENCODING, "snappy")
-                .body(Body::from(compressed))
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    h.remote_write(&write).await;
 
     let (_, listed) = h.get("/api/v1/series?name=filesystem").await;
     let series = listed["series"].as_array().unwrap();
@@ -596,19 +602,7 @@ async fn long_ranges_are_downsampled_with_spikes_kept() {
                 .collect(),
         }],
     };
-    let compressed = snap::raw::Encoder::new()
-        .compress_vec(&write.encode_to_vec())
-        .unwrap();
-    let (status, _) = h
-        .send(
-            Request::post("/api/v1/write")
-                .header(header::CONTENT_TYPE, "application/x-protobuf")
-                .header(header::CONTENT_ENCODING, "snappy")
-                .body(Body::from(compressed))
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    h.remote_write(&write).await;
     let (_, listed) = h.get("/api/v1/series?name=queue_depth").await;
     let id = listed["series"][0]["id"].as_i64().unwrap();
 
