@@ -381,6 +381,27 @@ async fn metrics_from_otlp_and_remote_write_become_series() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+    // The same points again: not stored twice, and the exporter is told so.
+    let (status, answer) = h
+        .post(
+            "/v1/metrics",
+            "application/json",
+            body.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(
+        answer["partialSuccess"]["rejectedDataPoints"], 2,
+        "{answer}"
+    );
+    assert!(
+        answer["partialSuccess"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("last timestamp"),
+        "{answer}"
+    );
 
     let write = prom::WriteRequest {
         timeseries: vec![prom::TimeSeries {

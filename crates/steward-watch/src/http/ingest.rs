@@ -110,11 +110,22 @@ async fn otlp_export<T>(
     let decoded = (signal.decode)(&bytes, format).map_err(|e| decode_failed(&state, e, format))?;
     drop(bytes);
     (signal.rejected)(&state.counters).fetch_add(decoded.rejected, Ordering::Relaxed);
-    state
+    let not_stored = state
         .writer
         .try_write((signal.payload)(decoded.items))
         .await?;
-    let answer = (signal.respond)(decoded.rejected, decoded.first_error.as_deref(), format);
+    // Points the store refused (at or before their series' last timestamp) are part of
+    // the partial success too, so the exporter learns of them.
+    let first_error = decoded.first_error.or_else(|| {
+        (not_stored > 0).then(|| {
+            format!("{not_stored} points at or before their series' last timestamp were not stored")
+        })
+    });
+    let answer = (signal.respond)(
+        decoded.rejected + not_stored,
+        first_error.as_deref(),
+        format,
+    );
     Ok(otlp_answer(format, answer))
 }
 

@@ -56,7 +56,7 @@ impl Payload {
 #[derive(Debug)]
 struct Job {
     payload: Payload,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Result<u64, String>>,
 }
 
 /// The handle handlers write through. Cheap to clone.
@@ -89,9 +89,9 @@ impl Writer {
     }
 
     /// Stores a payload; returns once it is committed. Waits while the queue is full.
-    pub async fn write(&self, payload: Payload) -> Result<(), StoreError> {
+    pub async fn write(&self, payload: Payload) -> Result<u64, StoreError> {
         if payload.len() == 0 {
-            return Ok(());
+            return Ok(0);
         }
         let (done, wait) = oneshot::channel();
         self.counters.write_queue.fetch_add(1, Ordering::Relaxed);
@@ -105,9 +105,9 @@ impl Writer {
     /// Stores a payload like [`Writer::write`], but when the queue is full refuses it
     /// at once with [`StoreError::Busy`] (counted in `steward_refused_total`): the
     /// ingest handlers answer that with 503 and `Retry-After`.
-    pub async fn try_write(&self, payload: Payload) -> Result<(), StoreError> {
+    pub async fn try_write(&self, payload: Payload) -> Result<u64, StoreError> {
         if payload.len() == 0 {
-            return Ok(());
+            return Ok(0);
         }
         let (done, wait) = oneshot::channel();
         match self.tx.try_send(Job { payload, done }) {
@@ -123,9 +123,9 @@ impl Writer {
         Self::wait(wait).await
     }
 
-    async fn wait(wait: oneshot::Receiver<Result<(), String>>) -> Result<(), StoreError> {
+    async fn wait(wait: oneshot::Receiver<Result<u64, String>>) -> Result<u64, StoreError> {
         match wait.await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(refused)) => Ok(refused),
             Ok(Err(message)) => Err(StoreError::Write(message)),
             Err(_) => Err(StoreError::WriterGone),
         }
@@ -212,35 +212,39 @@ fn run(
 /// the rows stored (for the pipeline).
 fn commit_samples(
     metrics: &MetricStore,
-    jobs: Vec<(Payload, oneshot::Sender<Result<(), String>>)>,
+    jobs: Vec<(Payload, oneshot::Sender<Result<u64, String>>)>,
     counters: &Counters,
 ) -> Vec<Row> {
-    let mut refused = 0u64;
-    let result = (|| -> Result<(Vec<Row>, u64), StoreError> {
+    // Per job: samples of series steward-tsdb refused, then those at or before their
+    // series' last timestamp; each job's caller is told its own count.
+    let mut refused: Vec<u64> = Vec::with_capacity(jobs.len());
+    let mut out_of_order = 0u64;
+    let result = (|| -> Result<Vec<Row>, StoreError> {
         let mut head = metrics.lock()?;
         let mut batches: Vec<Vec<Row>> = Vec::with_capacity(jobs.len());
         for (payload, _) in &jobs {
             let mut rows = Vec::new();
+            let mut job_refused = 0;
             match payload {
-                Payload::RemoteWrite(w) => w.rows(&mut head.db, &mut rows, &mut refused)?,
+                Payload::RemoteWrite(w) => w.rows(&mut head.db, &mut rows, &mut job_refused)?,
                 Payload::Samples(items) => {
-                    intern_keyed(&mut head.db, items, &mut rows, &mut refused)?;
+                    intern_keyed(&mut head.db, items, &mut rows, &mut job_refused)?;
                 }
                 Payload::Logs(_) => {}
             }
+            refused.push(job_refused);
             batches.push(rows);
         }
         let refs: Vec<&[Row]> = batches.iter().map(Vec::as_slice).collect();
         let outcomes = head.db.append_group(&refs)?;
         drop(head);
-        let mut out_of_order = 0u64;
-        for o in &outcomes {
+        for (job_refused, o) in refused.iter_mut().zip(&outcomes) {
+            *job_refused += o.refused() as u64;
             out_of_order += o.refused() as u64;
         }
-        let rows = batches.concat();
-        Ok((rows, out_of_order))
+        Ok(batches.concat())
     })();
-    let (rows, out_of_order) = match result {
+    let rows = match result {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("metric write failed: {e}");
@@ -258,17 +262,19 @@ fn commit_samples(
         tracing::error!("cannot copy new series definitions to the store: {e}");
     }
     counters.commits.fetch_add(1, Ordering::Relaxed);
+    // Samples at or before their series' last timestamp (a resend, or out of order)
+    // are not stored; they are counted, as Prometheus counts them, and each request's
+    // count goes back to its handler (OTLP reports it as partial success).
+    let not_stored: u64 = refused.iter().sum();
     counters.samples_in.fetch_add(
         (rows.len() as u64).saturating_sub(out_of_order),
         Ordering::Relaxed,
     );
-    // Samples at or before their series' last timestamp (a resend, or out of order)
-    // are not stored; they are counted, as Prometheus counts them.
     counters
         .samples_rejected
-        .fetch_add(refused + out_of_order, Ordering::Relaxed);
-    for (_, done) in jobs {
-        let _ = done.send(Ok(()));
+        .fetch_add(not_stored, Ordering::Relaxed);
+    for ((_, done), job_refused) in jobs.into_iter().zip(refused) {
+        let _ = done.send(Ok(job_refused));
     }
     rows
 }
@@ -276,7 +282,7 @@ fn commit_samples(
 fn commit_logs(
     store: &dyn Store,
     logs: Vec<LogRecord>,
-    waiting: Vec<oneshot::Sender<Result<(), String>>>,
+    waiting: Vec<oneshot::Sender<Result<u64, String>>>,
     counters: &Counters,
 ) -> (Vec<LogRecord>, Option<i64>) {
     let batch = WriteBatch { logs };
@@ -287,7 +293,7 @@ fn commit_logs(
                 .logs_in
                 .fetch_add(batch.logs.len() as u64, Ordering::Relaxed);
             for done in waiting {
-                let _ = done.send(Ok(()));
+                let _ = done.send(Ok(0));
             }
             (batch.logs, last_id)
         }
