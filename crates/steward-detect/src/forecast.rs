@@ -170,80 +170,129 @@ fn holt(y: &[f64]) -> (f64, f64, f64, f64, f64) {
     (best.1, best.2, best.3, best.4, best.5)
 }
 
+/// A fitted model: what a forecast path is drawn from.
+struct Model {
+    season: Option<Seasonal>,
+    level: f64,
+    trend: f64,
+    alpha: f64,
+    beta: f64,
+    sd: f64,
+    step_ms: i64,
+    last_ms: TimestampMs,
+    /// Points fitted (the seasonal phase of the next step).
+    n: usize,
+    /// Steps to the horizon, and the stride between drawn points.
+    steps: usize,
+    stride: usize,
+}
+
+impl Model {
+    fn fit(samples: &[Sample], horizon_ms: i64) -> Result<Model, ForecastError> {
+        if samples.len() < MIN_POINTS {
+            return Err(ForecastError::TooShort {
+                need: MIN_POINTS,
+                got: samples.len(),
+            });
+        }
+        if horizon_ms <= 0 {
+            return Err(ForecastError::BadInput(format!(
+                "the horizon must be positive, got {horizon_ms} ms"
+            )));
+        }
+        let mut diffs: Vec<f64> = samples
+            .windows(2)
+            .map(|w| (w[1].timestamp_ms - w[0].timestamp_ms) as f64)
+            .filter(|d| *d > 0.0)
+            .collect();
+        let step_ms = median(&mut diffs) as i64;
+        if step_ms <= 0 {
+            return Err(ForecastError::NoTimeStep);
+        }
+        let mut y: Vec<f64> = samples.iter().map(|s| s.value).collect();
+        let season = seasonal(&y, step_ms);
+        if let Some(s) = &season {
+            for (i, v) in y.iter_mut().enumerate() {
+                *v -= s.profile[i % s.period];
+            }
+        }
+        let (level, trend, alpha, beta, sd) = holt(&y);
+        let steps = (horizon_ms / step_ms).max(1) as usize;
+        Ok(Model {
+            season,
+            level,
+            trend,
+            alpha,
+            beta,
+            sd,
+            step_ms,
+            last_ms: samples[samples.len() - 1].timestamp_ms,
+            n: samples.len(),
+            steps,
+            stride: steps.div_ceil(MAX_STEPS).max(1),
+        })
+    }
+
+    /// The drawn steps ahead: every `stride`-th up to the horizon.
+    fn horizons(&self) -> impl Iterator<Item = usize> + use<> {
+        (self.stride..=self.steps).step_by(self.stride)
+    }
+
+    /// The time, mean and 95% half-width `h` steps ahead. ETS(A,A,N)'s forecast
+    /// variance is `sd^2 (1 + sum_{j=1}^{h-1} (alpha (1 + beta j))^2)`; the sum in
+    /// closed form, so a week of one-second steps costs no more than a minute of them.
+    fn at(&self, h: usize) -> (TimestampMs, f64, f64) {
+        let m = h.saturating_sub(1) as f64;
+        let sum = m
+            + self.beta * m * (m + 1.0)
+            + self.beta * self.beta * m * (m + 1.0) * (2.0 * m + 1.0) / 6.0;
+        let var_sum = self.alpha * self.alpha * sum;
+        let s = self
+            .season
+            .as_ref()
+            .map_or(0.0, |s| s.profile[(self.n + h - 1) % s.period]);
+        let mean = self.level + self.trend * h as f64 + s;
+        let half = Z95 * self.sd * (1.0 + var_sum).sqrt();
+        let ts = self
+            .last_ms
+            .saturating_add(self.step_ms.saturating_mul(h as i64));
+        (ts, mean, half)
+    }
+
+    fn slope_per_hour(&self) -> f64 {
+        self.trend * 3_600_000.0 / self.step_ms as f64
+    }
+
+    fn period_ms(&self) -> Option<i64> {
+        self.season.as_ref().map(|s| s.period as i64 * self.step_ms)
+    }
+}
+
 /// Forecasts `samples` up to `horizon_ms` past the last point.
 pub fn forecast(samples: &[Sample], horizon_ms: i64) -> Result<ForecastPath, ForecastError> {
-    if samples.len() < MIN_POINTS {
-        return Err(ForecastError::TooShort {
-            need: MIN_POINTS,
-            got: samples.len(),
-        });
-    }
-    if horizon_ms <= 0 {
-        return Err(ForecastError::BadInput(format!(
-            "the horizon must be positive, got {horizon_ms} ms"
-        )));
-    }
-    let mut diffs: Vec<f64> = samples
-        .windows(2)
-        .map(|w| (w[1].timestamp_ms - w[0].timestamp_ms) as f64)
-        .filter(|d| *d > 0.0)
-        .collect();
-    let step_ms = median(&mut diffs) as i64;
-    if step_ms <= 0 {
-        return Err(ForecastError::NoTimeStep);
-    }
-    let y: Vec<f64> = samples.iter().map(|s| s.value).collect();
-    let season = seasonal(&y, step_ms);
-    let deseason: Vec<f64> = match &season {
-        Some(s) => y
-            .iter()
-            .enumerate()
-            .map(|(i, v)| v - s.profile[i % s.period])
-            .collect(),
-        None => y.clone(),
-    };
-    let (level, trend, alpha, beta, sd) = holt(&deseason);
-    let steps = (horizon_ms / step_ms).max(1) as usize;
-    let stride = steps.div_ceil(MAX_STEPS).max(1);
-    let last = samples[samples.len() - 1].timestamp_ms;
-    let n = y.len();
+    let model = Model::fit(samples, horizon_ms)?;
     let mut path = ForecastPath {
         timestamps_ms: Vec::new(),
         mean: Vec::new(),
         lower: Vec::new(),
         upper: Vec::new(),
-        slope_per_hour: trend * 3_600_000.0 / step_ms as f64,
-        period_ms: season.as_ref().map(|s| s.period as i64 * step_ms),
+        slope_per_hour: model.slope_per_hour(),
+        period_ms: model.period_ms(),
     };
-    // ETS(A,A,N) forecast variance: sd^2 (1 + sum_{j<h} (alpha (1 + beta j))^2).
-    let mut var_sum = 0.0;
-    let mut h_done = 0usize;
-    let mut h = stride;
-    while h <= steps {
-        for j in h_done..h {
-            if j >= 1 {
-                let c = alpha * (1.0 + beta * j as f64);
-                var_sum += c * c;
-            }
-        }
-        h_done = h;
-        let s = season
-            .as_ref()
-            .map_or(0.0, |s| s.profile[(n + h - 1) % s.period]);
-        let mean = level + trend * h as f64 + s;
-        let half = Z95 * sd * (1.0 + var_sum).sqrt();
-        path.timestamps_ms
-            .push(last.saturating_add(step_ms.saturating_mul(h as i64)));
+    for h in model.horizons() {
+        let (ts, mean, half) = model.at(h);
+        path.timestamps_ms.push(ts);
         path.mean.push(mean);
         path.lower.push(mean - half);
         path.upper.push(mean + half);
-        h += stride;
     }
     Ok(path)
 }
 
 /// When `samples` will cross `threshold` within `horizon_ms` after the last point, or
-/// `None` when the expected path does not cross within the horizon.
+/// `None` when the expected path does not cross within the horizon. The same answer
+/// as [`crossing_of`] on [`forecast`]'s path, without drawing the path: the watch
+/// service asks this of every resource series, and a week's path is 20,000 points.
 pub fn forecast_crossing(
     samples: &[Sample],
     threshold: f64,
@@ -254,8 +303,44 @@ pub fn forecast_crossing(
             "the threshold must be a finite number, got {threshold}"
         )));
     }
-    let path = forecast(samples, horizon_ms)?;
-    crossing_of(samples, &path, threshold, horizon_ms)
+    let model = Model::fit(samples, horizon_ms)?;
+    let found = Found {
+        slope_per_hour: model.slope_per_hour(),
+        period_ms: model.period_ms(),
+    };
+    let (last_ms, rising) = match standing(samples, threshold)? {
+        Standing::Crossed { last_ms } => return Ok(Some(found.crossed_now(last_ms))),
+        Standing::Away { last_ms, rising } => (last_ms, rising),
+    };
+    let crosses = |v: f64| {
+        if rising {
+            v >= threshold
+        } else {
+            v <= threshold
+        }
+    };
+    let (mut at, mut near, mut far) = (None, None, None);
+    for h in model.horizons() {
+        let (ts, mean, half) = model.at(h);
+        let (near_v, far_v) = if rising {
+            (mean + half, mean - half)
+        } else {
+            (mean - half, mean + half)
+        };
+        if near.is_none() && crosses(near_v) {
+            near = Some(ts);
+        }
+        if at.is_none() && crosses(mean) {
+            at = Some(ts);
+        }
+        if crosses(far_v) {
+            // The far edge lies beyond the mean, which lies beyond the near edge: it
+            // is the last of the three to cross.
+            far = Some(ts);
+            break;
+        }
+    }
+    Ok(at.map(|at_ms| found.crossing(last_ms, horizon_ms, rising, at_ms, near, far)))
 }
 
 /// The crossing of `threshold` by a forecast path of `samples`.
@@ -265,33 +350,14 @@ pub fn crossing_of(
     threshold: f64,
     horizon_ms: i64,
 ) -> Result<Option<Crossing>, ForecastError> {
-    let Some(last) = samples.last() else {
-        return Err(ForecastError::TooShort {
-            need: MIN_POINTS,
-            got: 0,
-        });
+    let found = Found {
+        slope_per_hour: path.slope_per_hour,
+        period_ms: path.period_ms,
     };
-    let rising = last.value < threshold;
-    let already = if threshold >= last.value {
-        false
-    } else {
-        // Above the threshold now: that counts as crossed only if the series was
-        // rising towards it, i.e. most of the series lies below.
-        let below = samples.iter().filter(|s| s.value < threshold).count();
-        below * 2 > samples.len()
+    let (last_ms, rising) = match standing(samples, threshold)? {
+        Standing::Crossed { last_ms } => return Ok(Some(found.crossed_now(last_ms))),
+        Standing::Away { last_ms, rising } => (last_ms, rising),
     };
-    if already {
-        return Ok(Some(Crossing {
-            at_ms: last.timestamp_ms,
-            earliest_ms: last.timestamp_ms,
-            latest_ms: last.timestamp_ms,
-            latest_beyond_horizon: false,
-            already_crossed: true,
-            rising: true,
-            slope_per_hour: path.slope_per_hour,
-            period_ms: path.period_ms,
-        }));
-    }
     let crosses = |v: f64| {
         if rising {
             v >= threshold
@@ -304,29 +370,92 @@ pub fn crossing_of(
             .position(|&x| crosses(x))
             .map(|i| path.timestamps_ms[i])
     };
-    let Some(at_ms) = first(&path.mean) else {
-        return Ok(None);
-    };
     let (near, far) = if rising {
         (&path.upper, &path.lower)
     } else {
         (&path.lower, &path.upper)
     };
-    let earliest_ms = first(near).unwrap_or(at_ms).min(at_ms);
-    let (latest_ms, beyond) = match first(far) {
-        Some(t) => (t.max(at_ms), false),
-        None => (last.timestamp_ms.saturating_add(horizon_ms), true),
+    Ok(first(&path.mean)
+        .map(|at_ms| found.crossing(last_ms, horizon_ms, rising, at_ms, first(near), first(far))))
+}
+
+/// Where the series stands against the threshold at its last point.
+enum Standing {
+    /// Past it, having come from below.
+    Crossed { last_ms: TimestampMs },
+    /// Not there yet: a rise would cross it, or a fall.
+    Away { last_ms: TimestampMs, rising: bool },
+}
+
+fn standing(samples: &[Sample], threshold: f64) -> Result<Standing, ForecastError> {
+    let Some(last) = samples.last() else {
+        return Err(ForecastError::TooShort {
+            need: MIN_POINTS,
+            got: 0,
+        });
     };
-    Ok(Some(Crossing {
-        at_ms,
-        earliest_ms,
-        latest_ms,
-        latest_beyond_horizon: beyond,
-        already_crossed: false,
-        rising,
-        slope_per_hour: path.slope_per_hour,
-        period_ms: path.period_ms,
-    }))
+    // Above the threshold now counts as crossed only if the series was rising towards
+    // it, i.e. most of the series lies below.
+    if threshold < last.value {
+        let below = samples.iter().filter(|s| s.value < threshold).count();
+        if below * 2 > samples.len() {
+            return Ok(Standing::Crossed {
+                last_ms: last.timestamp_ms,
+            });
+        }
+    }
+    Ok(Standing::Away {
+        last_ms: last.timestamp_ms,
+        rising: last.value < threshold,
+    })
+}
+
+/// What the model says besides the crossing times.
+struct Found {
+    slope_per_hour: f64,
+    period_ms: Option<i64>,
+}
+
+impl Found {
+    fn crossed_now(&self, last_ms: TimestampMs) -> Crossing {
+        Crossing {
+            at_ms: last_ms,
+            earliest_ms: last_ms,
+            latest_ms: last_ms,
+            latest_beyond_horizon: false,
+            already_crossed: true,
+            rising: true,
+            slope_per_hour: self.slope_per_hour,
+            period_ms: self.period_ms,
+        }
+    }
+
+    /// The crossing at `at_ms` of the mean path, its interval's near edge crossing at
+    /// `near` and far edge at `far` (if they do within the horizon).
+    fn crossing(
+        &self,
+        last_ms: TimestampMs,
+        horizon_ms: i64,
+        rising: bool,
+        at_ms: TimestampMs,
+        near: Option<TimestampMs>,
+        far: Option<TimestampMs>,
+    ) -> Crossing {
+        let (latest_ms, beyond) = match far {
+            Some(t) => (t.max(at_ms), false),
+            None => (last_ms.saturating_add(horizon_ms), true),
+        };
+        Crossing {
+            at_ms,
+            earliest_ms: near.unwrap_or(at_ms).min(at_ms),
+            latest_ms,
+            latest_beyond_horizon: beyond,
+            already_crossed: false,
+            rising,
+            slope_per_hour: self.slope_per_hour,
+            period_ms: self.period_ms,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -377,5 +506,52 @@ mod tests {
             forecast_crossing(&flat, 90.0, 1),
             Err(ForecastError::NoTimeStep)
         );
+    }
+
+    #[test]
+    fn the_crossing_without_a_path_is_the_crossing_on_the_path() {
+        let falling: Vec<Sample> = disk(72)
+            .iter()
+            .map(|s| Sample::new(s.timestamp_ms, 100.0 - s.value))
+            .collect();
+        let fast: Vec<Sample> = (0..120)
+            .map(|i| Sample::new(i * 1_000, 20.0 + 0.01 * i as f64 + (i % 3) as f64))
+            .collect();
+        let cases = [
+            (disk(72), 90.0),
+            (disk(72), 41.0),
+            (disk(72), 1e9),
+            (falling, 10.0),
+            (fast.clone(), 100.0),
+            (fast, 21.5),
+        ];
+        for (samples, threshold) in &cases {
+            for horizon in [3_600_000, 7 * 86_400_000, 30 * 86_400_000] {
+                let path = forecast(samples, horizon).unwrap();
+                assert_eq!(
+                    forecast_crossing(samples, *threshold, horizon).unwrap(),
+                    crossing_of(samples, &path, *threshold, horizon).unwrap(),
+                    "threshold {threshold}, horizon {horizon}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_interval_sum_in_closed_form_is_the_sum() {
+        let model = Model::fit(&disk(72), 7 * 86_400_000).unwrap();
+        let mut sum = 0.0;
+        for h in 1..5_000usize {
+            if h >= 2 {
+                let c = model.alpha * (1.0 + model.beta * (h - 1) as f64);
+                sum += c * c;
+            }
+            let (_, _, half) = model.at(h);
+            let want = Z95 * model.sd * (1.0 + sum).sqrt();
+            assert!(
+                (half - want).abs() <= 1e-9 * want,
+                "h {h}: {half} vs {want}"
+            );
+        }
     }
 }

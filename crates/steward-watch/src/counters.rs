@@ -64,6 +64,8 @@ pub struct Counters {
     pub detector_evicted: AtomicU64,
     /// Detector states restored from the store.
     pub detector_restored: AtomicU64,
+    /// Forecast fits put off because the pipeline's fit budget was spent.
+    pub forecasts_deferred: AtomicU64,
     requests_rejected: [AtomicU64; 3],
     /// Batches waiting for the store writer.
     pub write_queue: AtomicU64,
@@ -211,6 +213,12 @@ impl Counters {
                 ("{op=\"evicted\"}".into(), get(&self.detector_evicted)),
                 ("{op=\"restored\"}".into(), get(&self.detector_restored)),
             ],
+        );
+        metric(
+            "steward_forecasts_deferred_total",
+            "counter",
+            "Forecast fits put off for a moment because the per-second fit budget was spent.",
+            &[(String::new(), get(&self.forecasts_deferred))],
         );
         metric(
             "steward_queue_depth",

@@ -2,6 +2,7 @@
 //! an exhaustion anomaly when it falls under the warning horizon.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use serde::Serialize;
 use steward_core::{Sample, SeriesKey, TimestampMs};
@@ -17,6 +18,57 @@ const EXTRAPOLATION: i64 = 3;
 /// series scraped every second took three quarters of the pipeline at 10^5 points/s,
 /// and a time to exhaustion measured in hours does not move in a minute.
 const FORECAST_EVERY_MS: i64 = 60_000;
+/// Data time a due forecast waits before it asks the budget again, when it had none.
+const RETRY_MS: i64 = 10_000;
+
+/// A cap on the forecaster's fits per second of wall time, shared by every series.
+///
+/// The minute of data time between two fits of a series bounds the work per series,
+/// but not per second: when data arrives faster than real time (a backfill, a burst
+/// after an outage, remote write from a Prometheus that fell behind) every resource
+/// series comes due at once, and the fits (tens of microseconds each) took most of
+/// the pipeline. A token bucket keeps them to a small share of one core; a series
+/// whose fit is deferred keeps its last forecast and asks again a little later.
+#[derive(Debug)]
+pub struct FitBudget {
+    per_second: f64,
+    tokens: f64,
+    last: Instant,
+    /// Fits deferred for want of budget.
+    pub deferred: u64,
+}
+
+impl FitBudget {
+    /// The pipeline's budget: at ~40 µs a fit, a twentieth of a core.
+    pub const PER_SECOND: f64 = 1_200.0;
+
+    /// A budget of `per_second` fits, with a second's worth ready at once.
+    pub fn new(per_second: f64) -> FitBudget {
+        FitBudget {
+            per_second,
+            tokens: per_second.max(1.0),
+            last: Instant::now(),
+            deferred: 0,
+        }
+    }
+
+    /// Takes one fit if the budget has it.
+    fn take(&mut self) -> bool {
+        if self.tokens < 1.0 {
+            let now = Instant::now();
+            let refill = now.duration_since(self.last).as_secs_f64() * self.per_second;
+            self.tokens = (self.tokens + refill).min(self.per_second.max(1.0));
+            self.last = now;
+        }
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            self.deferred += 1;
+            false
+        }
+    }
+}
 
 /// A resource's forecast.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -85,7 +137,19 @@ impl Tracker {
         }
     }
 
-    /// Adds a point and forecasts from the window.
+    /// Adds a point to the window without forecasting (history read back on start).
+    pub fn remember(&mut self, ts: TimestampMs, value: f64) {
+        if !value.is_finite() {
+            return;
+        }
+        if self.points.len() == WINDOW {
+            self.points.pop_front();
+        }
+        self.points.push_back((ts, value));
+    }
+
+    /// Adds a point and, when one is due, forecasts from the window; the forecaster's
+    /// fit is taken from `budget` (without it, the forecast waits).
     pub fn update(
         &mut self,
         series_id: i64,
@@ -93,20 +157,17 @@ impl Tracker {
         ts: TimestampMs,
         value: f64,
         horizon_ms: i64,
+        budget: &mut FitBudget,
     ) -> Option<Forecast> {
         if !value.is_finite() {
             return None;
         }
-        if self.points.len() == WINDOW {
-            self.points.pop_front();
-        }
-        self.points.push_back((ts, value));
+        self.remember(ts, value);
         if self.points.len() < MIN_POINTS
             || ts.saturating_sub(self.last_forecast) < FORECAST_EVERY_MS
         {
             return None;
         }
-        self.last_forecast = ts;
         let (t0, _) = *self.points.front()?;
         #[allow(clippy::cast_precision_loss)]
         let n = self.points.len() as f64;
@@ -120,6 +181,7 @@ impl Tracker {
             sxx += (x - mean_x) * (x - mean_x);
         }
         if sxx <= 0.0 {
+            self.last_forecast = ts;
             return None;
         }
         let slope = sxy / sxx; // per ms
@@ -140,9 +202,14 @@ impl Tracker {
         // (most of the pipeline's time at 10^5 points/s) is skipped for it.
         let (exhausted_at_ms, slope_per_hour) = if slope <= 0.0 && value < self.limit {
             (None, slope * 3_600_000.0)
-        } else {
+        } else if budget.take() {
             self.fit(ts, linear, slope, horizon_ms)
+        } else {
+            // Due again after a short wait, not a whole interval.
+            self.last_forecast = ts.saturating_sub(FORECAST_EVERY_MS - RETRY_MS);
+            return None;
         };
+        self.last_forecast = ts;
         Some(Forecast {
             series_id,
             series: key.clone(),
@@ -210,15 +277,54 @@ mod tests {
         assert_eq!(limit_for(&key, 0.4), Some(1.0));
         assert_eq!(limit_for(&SeriesKey::new("http_requests_total"), 3.0), None);
         let mut t = Tracker::new(1.0);
+        let mut budget = FitBudget::new(FitBudget::PER_SECOND);
         let mut last = None;
         for i in 0..20 {
             // 1% per minute from 50%: full in 50 minutes from the start.
-            last = t.update(1, &key, i * 60_000, 0.5 + 0.01 * i as f64, 3_600_000);
+            last = t.update(
+                1,
+                &key,
+                i * 60_000,
+                0.5 + 0.01 * i as f64,
+                3_600_000,
+                &mut budget,
+            );
         }
         let f = last.unwrap();
         assert!(f.warning);
         let at = f.exhausted_at_ms.unwrap();
         assert!((at - 50 * 60_000).abs() < 5 * 60_000, "{at}");
         assert_eq!(human_duration(3_700_000), "1h 1m");
+    }
+
+    #[test]
+    fn without_budget_a_due_forecast_waits_and_comes_later() {
+        let key = SeriesKey::new("disk_usage_ratio");
+        let mut t = Tracker::new(1.0);
+        // One fit at once, then one every ten seconds: far fewer than series due.
+        let mut budget = FitBudget::new(0.1);
+        let mut forecasts = Vec::new();
+        for i in 0..40 {
+            if let Some(f) = t.update(
+                1,
+                &key,
+                i * 60_000,
+                0.5 + 0.01 * i as f64,
+                3_600_000,
+                &mut budget,
+            ) {
+                forecasts.push(f.as_of_ms);
+            }
+        }
+        // The first due point (the tenth) got the one fit; every later minute was
+        // due too and waited.
+        assert_eq!(forecasts, vec![9 * 60_000]);
+        assert_eq!(budget.deferred, 30);
+        // Budget back: the very next point is forecast, not a minute later.
+        budget.tokens = 1.0;
+        assert!(
+            t.update(1, &key, 40 * 60_000, 0.9, 3_600_000, &mut budget)
+                .is_some()
+        );
     }
 }

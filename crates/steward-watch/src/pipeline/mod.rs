@@ -32,7 +32,7 @@ use crate::store::metrics::MetricStore;
 use crate::store::{AnalysisBatch, SeriesId, Store, StoreError, StoredAnomaly};
 use correlate::{Correlate, DetectCorrelator, IncidentEvent};
 use detectors::{DetectorFactory, DetectorStage, Streaming};
-use forecast::{Forecast, Tracker};
+use forecast::{FitBudget, Forecast, Tracker};
 use miner::{LogsMiner, TemplateBook};
 use rates::RateAggregator;
 
@@ -207,6 +207,7 @@ pub fn start(
         ),
         correlator: Box::new(correlator),
         trackers: Vec::new(),
+        fit_budget: FitBudget::new(FitBudget::PER_SECOND),
         warm,
         band_step: Vec::new(),
         exhaustion: HashMap::new(),
@@ -241,6 +242,8 @@ struct Pipeline {
     correlator: Box<dyn Correlate>,
     /// Per series id: `None` until seen, then its forecast tracker if it has a limit.
     trackers: Vec<Option<Option<Tracker>>>,
+    /// The forecaster's fits per second, shared by every tracker.
+    fit_budget: FitBudget,
     /// Series of incidents restored from the last run, not yet seen in this one.
     warm: HashSet<SeriesKey>,
     /// Per series id: the band step of the last band kept.
@@ -440,6 +443,10 @@ impl Pipeline {
             self.counters
                 .observe_detector_latency_n(acked_at.elapsed(), run.len() as u64);
         }
+        self.counters.forecasts_deferred.store(
+            self.fit_budget.deferred,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     fn close_rates(&mut self) {
@@ -486,7 +493,14 @@ impl Pipeline {
         let forecast = match self.trackers[slot].as_mut() {
             Some(Some(tracker)) => {
                 let k = fill_key(&self.metrics, id, key);
-                tracker.update(id, k, ts, value, self.config.horizon_ms)
+                tracker.update(
+                    id,
+                    k,
+                    ts,
+                    value,
+                    self.config.horizon_ms,
+                    &mut self.fit_budget,
+                )
             }
             _ => None,
         };
@@ -516,7 +530,8 @@ impl Pipeline {
     /// `before`, so a resource warning goes on where the last run stopped instead of
     /// after a warm-up longer than the resolve interval (which would resolve the
     /// incident and open it again). Detectors need no such help: their state is saved
-    /// at shutdown. What the history itself forecasts is not reported again.
+    /// at shutdown. The history is only remembered, not forecast: the first live point
+    /// is due a forecast at once.
     fn warm_up(&mut self, id: SeriesId, slot: usize, key: &SeriesKey, before: TimestampMs) {
         const HISTORY_MS: i64 = 6 * 3_600_000;
         let Some(Some(tracker)) = self.trackers[slot].as_mut() else {
@@ -530,7 +545,7 @@ impl Pipeline {
             }
         };
         for p in points {
-            let _ = tracker.update(id, key, p.timestamp_ms, p.value, self.config.horizon_ms);
+            tracker.remember(p.timestamp_ms, p.value);
         }
     }
 
