@@ -34,7 +34,9 @@ use steward_core::{AnomalyKind, TimestampMs};
 use crate::time::format_clock;
 
 mod novelty;
+mod sorted;
 use novelty::LevelNovelty;
+use sorted::{RECENT, SortedRecent};
 
 /// What a user may say about a series. The default suits every series.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -64,8 +66,6 @@ pub struct PointScore {
     pub reason: Option<String>,
 }
 
-/// How many recent values the robust level is the median of.
-const RECENT: usize = 16;
 /// Time-of-day bins, at most (5-minute resolution).
 const DAY_BINS_MAX: usize = 288;
 /// Hour-of-week bins.
@@ -138,6 +138,10 @@ struct Profile {
     /// Mean absolute one-step prediction error of this profile.
     err: f64,
     err_n: u32,
+    /// The last timestamp binned and its bin: each point asks twice (predict, then
+    /// learn), and a bin costs two 64-bit divisions.
+    #[serde(skip)]
+    last_bin: std::cell::Cell<Option<(TimestampMs, usize)>>,
 }
 
 impl Profile {
@@ -149,13 +153,21 @@ impl Profile {
             offset: 0.0,
             err: 0.0,
             err_n: 0,
+            last_bin: std::cell::Cell::new(None),
         }
     }
 
     fn bin(&self, ts: TimestampMs) -> usize {
+        if let Some((t, b)) = self.last_bin.get() {
+            if t == ts {
+                return b;
+            }
+        }
         let bins = self.level.len() as i64;
         let phase = ts.rem_euclid(self.period_ms);
-        ((phase * bins / self.period_ms) as usize).min(self.level.len() - 1)
+        let b = ((phase * bins / self.period_ms) as usize).min(self.level.len() - 1);
+        self.last_bin.set(Some((ts, b)));
+        b
     }
 
     /// The expected value at `ts`, if the bin has been seen often enough.
@@ -206,6 +218,9 @@ pub struct StreamingDetector {
     step_ms: i64,
     recent: Vec<f64>,
     recent_pos: usize,
+    /// The recent values sorted, for their median.
+    #[serde(skip)]
+    sorted: SortedRecent,
     /// Residuals against the level baseline.
     resid: EwStat,
     /// One-step differences.
@@ -291,6 +306,24 @@ fn normal_tail(z: f64) -> f64 {
     0.5 * poly * (-x * x).exp()
 }
 
+/// `-log10 Q(z)`: the same approximation counted in decades, without the `exp` for
+/// `z >= 0` (and so without its underflow past `z` near 38). Three of these per point
+/// were a tenth of the watch service's scoring time as `log10(normal_tail(z))`.
+fn tail_decades(z: f64) -> f64 {
+    use std::f64::consts::{LOG10_E, SQRT_2};
+    if z < 0.0 {
+        // -log10(1 - Q(-z)).
+        return -(-normal_tail(-z)).ln_1p() * LOG10_E;
+    }
+    let x = z / SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    x * x * LOG10_E - (0.5 * poly).log10()
+}
+
 impl StreamingDetector {
     /// A detector with no history.
     pub fn new(config: DetectorConfig) -> Self {
@@ -302,6 +335,7 @@ impl StreamingDetector {
             step_ms: 0,
             recent: Vec::with_capacity(RECENT),
             recent_pos: 0,
+            sorted: SortedRecent::default(),
             resid: EwStat::default(),
             diff: EwStat::default(),
             short_resid: 0.0,
@@ -347,14 +381,26 @@ impl StreamingDetector {
             + self.novelty.heap_bytes()
     }
 
-    fn median_recent(&self) -> f64 {
-        let mut buf = [0.0f64; RECENT];
-        let k = self.recent.len();
-        buf[..k].copy_from_slice(&self.recent);
-        let s = &mut buf[..k];
-        let mid = k / 2;
-        s.select_nth_unstable_by(mid, f64::total_cmp);
-        s[mid]
+    fn median_recent(&mut self) -> f64 {
+        if !self.sorted.matches(&self.recent) {
+            self.sorted.rebuild(&self.recent);
+        }
+        self.sorted.median().unwrap_or(self.last_x)
+    }
+
+    /// Puts `x` in the ring of recent values (and their sorted copy).
+    fn remember_recent(&mut self, x: f64) {
+        if !self.sorted.matches(&self.recent) {
+            self.sorted.rebuild(&self.recent);
+        }
+        if self.recent.len() < RECENT {
+            self.recent.push(x);
+            self.sorted.replace(None, x);
+        } else {
+            let old = std::mem::replace(&mut self.recent[self.recent_pos], x);
+            self.recent_pos = (self.recent_pos + 1) % RECENT;
+            self.sorted.replace(Some(old), x);
+        }
     }
 
     fn baseline(&self) -> Baseline {
@@ -517,7 +563,9 @@ impl StreamingDetector {
         let raw = if self.n < WARMUP {
             0.0
         } else {
-            (-(2.0 * normal_tail(z)).max(1e-20).log10()).clamp(0.0, RAW_CAP)
+            (tail_decades(z) - std::f64::consts::LOG10_2)
+                .min(20.0)
+                .clamp(0.0, RAW_CAP)
         };
         // Likelihood of the recent raw average under the long-run raw distribution:
         // a surprise only counts as much as it is rare for this series.
@@ -526,20 +574,23 @@ impl StreamingDetector {
         let sd = (self.raw_var * short_alpha / (2.0 - short_alpha))
             .sqrt()
             .max(0.05);
-        let tail = normal_tail((raw_short - self.raw_mean) / sd).max(1e-300);
+        let short_decades = tail_decades((raw_short - self.raw_mean) / sd).min(300.0);
         let mut score = if self.n < 2 * WARMUP {
             0.0
         } else {
             // A tail of one half is no evidence at all.
-            let short = -tail.log10();
+            let short = short_decades;
             // A lone extreme point counts at once, judged against single raw scores.
             let sd_one = self.raw_var.sqrt().max(0.05);
             // ...beyond what the largest of this many ordinary points would reach.
-            let seen = (self.n.min(10_000) as f64).log10();
-            let one = (-normal_tail((raw - self.raw_mean) / sd_one)
-                .max(1e-300)
-                .log10())
-            .min(raw - seen);
+            let seen = if self.n >= 10_000 {
+                4.0
+            } else {
+                (self.n as f64).log10()
+            };
+            let one = tail_decades((raw - self.raw_mean) / sd_one)
+                .min(300.0)
+                .min(raw - seen);
             let decades = (short.max(INSTANT_WEIGHT * one) - std::f64::consts::LOG10_2).max(0.0);
             (decades / (decades + HALF_SCORE_DECADES)).clamp(0.0, 1.0)
         };
@@ -619,12 +670,7 @@ impl StreamingDetector {
         if let Some(p) = self.weekly.as_mut() {
             p.learn(timestamp_ms, x, weekly_pred, clip);
         }
-        if self.recent.len() < RECENT {
-            self.recent.push(x);
-        } else {
-            self.recent[self.recent_pos] = x;
-            self.recent_pos = (self.recent_pos + 1) % RECENT;
-        }
+        self.remember_recent(x);
         self.min_seen = self.min_seen.min(x);
         self.max_seen = self.max_seen.max(x);
         if self.n >= WARMUP {
