@@ -1,5 +1,13 @@
 //! The detector stage: one streaming detector per series, anomalies as windows of
 //! consecutive anomalous points.
+//!
+//! Counters are judged by their rate. A Prometheus counter only ever rises (or
+//! restarts from zero), so its raw value is always at a level never seen before and
+//! every point of it looks like a break; what can be anomalous is how fast it rises.
+//! Series named as counters by Prometheus's conventions ([`is_counter`]) have each
+//! point turned into the per-second increase since the previous one before their
+//! detector sees it (a drop is a reset, and that step is not scored), and the
+//! expected band is turned back into the counter's own units.
 
 use std::sync::Arc;
 
@@ -38,6 +46,22 @@ pub trait SeriesDetector: Send {
 /// (and decode).
 pub type DetectorFactory = Box<dyn Fn(&SeriesKey, Option<&[u8]>) -> Box<dyn SeriesDetector> + Send>;
 
+/// Whether a series is a monotonic counter by Prometheus's naming conventions:
+/// `_total` (counters), `_count`, `_sum` and `_bucket` (histograms and summaries).
+pub fn is_counter(key: &SeriesKey) -> bool {
+    ["_total", "_count", "_sum", "_bucket"]
+        .iter()
+        .any(|suffix| key.name.ends_with(suffix))
+}
+
+/// The rate of a counter between two points, per second, or `None` across a reset
+/// (a fall: the process restarted, and how far it counted before the restart is not
+/// known, so that step says nothing about its rate).
+fn counter_rate(prev: (TimestampMs, f64), ts: TimestampMs, value: f64) -> Option<f64> {
+    let secs = (ts - prev.0) as f64 / 1000.0;
+    (value >= prev.1 && secs > 0.0).then(|| (value - prev.1) / secs)
+}
+
 /// The state name a series' saved detector is stored under.
 pub fn state_name(id: SeriesId) -> String {
     format!("detector.{id}")
@@ -65,7 +89,8 @@ impl Streaming {
         Streaming(steward_detect::StreamingDetector::new(
             steward_detect::DetectorConfig {
                 higher_is_worse: rising_is_bad.then_some(true),
-                unit: None,
+                // A counter's detector sees its rate: its reasons say so.
+                unit: is_counter(key).then(|| "/s".to_string()),
             },
         ))
     }
@@ -100,6 +125,8 @@ struct SeriesState {
     detector: Box<dyn SeriesDetector>,
     open: Option<Anomaly>,
     last_ts: TimestampMs,
+    /// For a counter: `Some`, holding its last finite point once it has one.
+    counter: Option<Option<(TimestampMs, f64)>>,
 }
 
 /// What one point did.
@@ -196,7 +223,8 @@ impl DetectorStage {
     }
 
     /// Scores one point. Points older than the series' last are skipped (`None`):
-    /// detectors are streaming and see each series in order. A series seen for the
+    /// detectors are streaming and see each series in order. So are a counter's first
+    /// point and the point after its reset, which have no rate. A series seen for the
     /// first time (in this process, or since it was evicted) gets its detector from
     /// `saved` when that returns stored state, fresh otherwise.
     pub fn update(
@@ -227,6 +255,7 @@ impl DetectorStage {
                     .store(self.live as u64, std::sync::atomic::Ordering::Relaxed);
                 empty.insert(SeriesState {
                     detector: (self.factory)(&key, saved.as_deref()),
+                    counter: is_counter(&key).then_some(None),
                     key,
                     open: None,
                     last_ts: i64::MIN,
@@ -237,7 +266,25 @@ impl DetectorStage {
             return None;
         }
         state.last_ts = ts;
-        let score = state.detector.update(ts, value);
+        let score = match &mut state.counter {
+            None => state.detector.update(ts, value),
+            // A value that is not finite (Prometheus's staleness marker is a NaN) is
+            // no point of the counter: its detector skips it, the rate goes on from
+            // the last finite one.
+            Some(_) if !value.is_finite() => state.detector.update(ts, value),
+            Some(last) => {
+                // The first point of a counter has no rate yet: nothing to score.
+                let prev = last.replace((ts, value))?;
+                let mut score = state.detector.update(ts, counter_rate(prev, ts, value)?);
+                // The band, from rates back to the counter's own units.
+                let secs = (ts - prev.0) as f64 / 1000.0;
+                let band = &mut score.band;
+                band.expected = prev.1 + band.expected * secs;
+                band.lower = prev.1 + band.lower.max(0.0) * secs;
+                band.upper = prev.1 + band.upper.max(0.0) * secs;
+                score
+            }
+        };
 
         let anomalous = score.kind.is_some() && score.band.score >= self.threshold;
         if !anomalous {
@@ -363,5 +410,56 @@ mod tests {
                 .load(std::sync::atomic::Ordering::Relaxed),
             1
         );
+    }
+
+    fn stage() -> DetectorStage {
+        DetectorStage::new(
+            Box::new(|k, saved| Box::new(Streaming::for_series_or_saved(k, saved))),
+            0.5,
+            3 * 60_000,
+            Arc::new(Counters::default()),
+        )
+    }
+
+    #[test]
+    fn a_counter_is_judged_by_its_rate() {
+        let mut stage = stage();
+        let key = || SeriesKey::new("http_requests_total");
+        assert!(is_counter(&key()) && !is_counter(&SeriesKey::new("queue_depth")));
+        // Ten requests a second, give or take, for 2,000 points at 15 s; a restart at
+        // 1,200; then the rate triples at 1,800.
+        let mut value = 0.0;
+        let mut opened = Vec::new();
+        for t in 0..2_000i64 {
+            let rate = if t >= 1_800 { 30.0 } else { 10.0 };
+            value += 15.0 * rate + (t % 7) as f64;
+            if t == 1_200 {
+                value = 3.0;
+            }
+            let Some(s) = stage.update(1, key, || None, T0 + t * 15_000, value) else {
+                assert!(
+                    t == 0 || t == 1_200,
+                    "only the first point and the reset go unscored, not {t}"
+                );
+                continue;
+            };
+            // The band is in the counter's units: about one step's rise above the last.
+            if t > 500 && t < 1_800 {
+                assert!(
+                    s.band.lower <= value + 1.0 && value <= s.band.upper + 1.0,
+                    "t {t}: {value} outside {:?}",
+                    s.band
+                );
+            }
+            if s.opened {
+                opened.push((t, s.anomaly.unwrap().reason));
+            }
+        }
+        // A counter climbing forever is not a new level at every point: the only
+        // anomaly is the rate's jump.
+        assert_eq!(opened.len(), 1, "{opened:?}");
+        let (t, reason) = &opened[0];
+        assert!((1_800..1_810).contains(t), "at {t}");
+        assert!(reason.contains("/s"), "{reason}");
     }
 }
