@@ -6,7 +6,8 @@
 //!
 //! - the baseline: the robust local level (the median of the last few points) or, when
 //!   the data show it explains the series better, the daily or weekly profile learned
-//!   per time-of-day bin, plus a local offset. Residuals are scaled by a winsorised
+//!   per time-of-day bin, plus a local offset (points the detector alarmed on, and
+//!   never-seen levels, are kept out of the profiles). Residuals are scaled by a winsorised
 //!   exponentially weighted mean absolute deviation (a streaming MAD): one spike cannot
 //!   inflate the scale that judges the next one;
 //! - a level-shift test: the short average of residuals against what noise allows;
@@ -14,7 +15,8 @@
 //! - a trend test: a fast slope against a slow one;
 //! - novelty: a value outside every value seen so far (with a tolerance);
 //! - level novelty ([`novelty`]): a value in a bucket of a fixed grid that the series
-//!   has never visited, which alone makes a report.
+//!   has never visited, which alone makes a report when the value is also at least
+//!   one deviation from the expected one.
 //!
 //! The strongest surprise, as a number of standard deviations, is turned into a raw
 //! score, and the final score is an anomaly *likelihood* in the manner of Numenta's
@@ -104,6 +106,9 @@ const INSTANT_WEIGHT: f64 = 1.0;
 /// The reported score of a point at a level the series has never visited: above the
 /// report threshold, since a user wants to see it, and below a confident surprise.
 const NOVEL_SCORE: f64 = 0.6;
+/// The departure from the expected value, in deviations, below which a never-seen
+/// level is not reported.
+const NOVEL_MIN_Z: f64 = 1.0;
 /// Points after a report during which later scores are damped, from zero rising
 /// linearly back to full: one event, one report (NAB, like a user, pays for the first
 /// detection of an event and charges for each repeat).
@@ -278,6 +283,9 @@ pub struct StreamingDetector {
     report_base: f64,
     #[serde(default)]
     report_dep: f64,
+    /// The baseline the last point was judged against.
+    #[serde(default)]
+    last_baseline: Option<Baseline>,
 }
 
 /// A count of points since an event that has not happened.
@@ -364,6 +372,7 @@ impl StreamingDetector {
             since_report: never(),
             report_base: 0.0,
             report_dep: 0.0,
+            last_baseline: None,
         }
     }
 
@@ -446,6 +455,9 @@ impl StreamingDetector {
             self.weekly = Some(Profile::new(WEEK_MS, WEEK_BINS));
         }
 
+        // The grid does not depend on the rest of the state; asked first, so that a
+        // point at a never-seen level does not teach the seasonal profiles either.
+        let level_novel = self.novelty.observe(x);
         let have_history = !self.recent.is_empty();
         let level = if have_history {
             self.median_recent()
@@ -455,6 +467,13 @@ impl StreamingDetector {
         let daily_pred = self.daily.as_ref().and_then(|p| p.predict(timestamp_ms));
         let weekly_pred = self.weekly.as_ref().and_then(|p| p.predict(timestamp_ms));
         let baseline = self.baseline();
+        if self.last_baseline.is_some_and(|b| b != baseline) {
+            // The short average of residuals against the old baseline says nothing
+            // about a shift against the new one (a two-state series' residuals
+            // against its median are ±half the swing; against its profile, noise).
+            self.short_resid = 0.0;
+        }
+        self.last_baseline = Some(baseline);
         let expected = match baseline {
             Baseline::Daily => daily_pred.unwrap_or(level),
             Baseline::Weekly => weekly_pred.unwrap_or(level),
@@ -664,11 +683,18 @@ impl StreamingDetector {
             * (drift.abs().min(dclip_drift) - self.drift_dev);
         self.slow_level += DRIFT_ALPHA
             * (x.clamp(self.slow_level - clip, self.slow_level + clip) - self.slow_level);
-        if let Some(p) = self.daily.as_mut() {
-            p.learn(timestamp_ms, x, daily_pred, clip);
-        }
-        if let Some(p) = self.weekly.as_mut() {
-            p.learn(timestamp_ms, x, weekly_pred, clip);
+        // A point the detector alarmed on, or at a level the series never visited, does
+        // not teach the seasonal profiles (neither their bins nor their error): the
+        // winsorising clip is 5σ, too wide on a wide-spread series to keep an anomaly
+        // out, and a learned anomaly alarms again at the same clock time a day (or a
+        // week) later.
+        if score < ALARM && !level_novel {
+            if let Some(p) = self.daily.as_mut() {
+                p.learn(timestamp_ms, x, daily_pred, clip);
+            }
+            if let Some(p) = self.weekly.as_mut() {
+                p.learn(timestamp_ms, x, weekly_pred, clip);
+            }
         }
         self.remember_recent(x);
         self.min_seen = self.min_seen.min(x);
@@ -723,7 +749,10 @@ impl StreamingDetector {
         // quiet on plain noise. The map is monotone, so rankings (and NAB) are unchanged.
         let evidence = HALF_SCORE_DECADES * score / (1.0 - score).max(1e-12);
         let mut score = (evidence / (evidence + 2.0 * HALF_SCORE_DECADES)).clamp(0.0, 1.0);
-        let novel = self.novelty.observe(x) && direction_ok;
+        // A never-seen level is material only when the point is also away from what
+        // was expected: a slow drift or a small new high that the baseline follows
+        // crosses into new buckets without being news.
+        let novel = level_novel && direction_ok && z_point >= NOVEL_MIN_Z;
         // When the new level is what makes the report, the reason says so.
         let novel_reason = novel && score < NOVEL_SCORE;
         if novel {
@@ -904,32 +933,36 @@ mod tests {
     #[test]
     fn a_level_never_visited_is_reported_once() {
         // A series switching between two states (10 and 90): a point at 50 is at its
-        // median, so no residual finds it, but the series has never been there.
+        // median, so the residual against the level finds nothing, but the series has
+        // never been there. Once the daily profile has learned the alternation (from
+        // point 778 here), the profile's residual finds it too; either reason will do.
         let s = run(3000, |i| {
             let state = if i % 2 == 0 { 10.0 } else { 90.0 };
             if i == 2000 { 50.0 } else { state + noise(i) }
         });
-        // From 1000 on: near point 780 the residual experts still raise one level-shift
-        // alarm on this two-state series while the seasonal baselines settle (a known
-        // flaw, see bench/RESULTS.md), which is not what this test is about.
+        // Quiet from the end of the warm-up, also near point 778, where the daily
+        // profile becomes the baseline (its short residual average starts afresh).
         assert!(
-            max_score(&s, 1000..2000) < 0.5,
+            max_score(&s, 300..2000) < 0.5,
             "quiet before: {}",
-            max_score(&s, 1000..2000)
+            max_score(&s, 300..2000)
         );
         assert_eq!(first_alarm(&s, 1000, 0.5), Some(2000));
         assert!(
             s[2000]
                 .reason
                 .as_deref()
-                .is_some_and(|r| r.starts_with("new level 50.0000 at ") && r.contains("never seen")),
+                .is_some_and(|r| r.contains("50.0000")),
             "{:?}",
             s[2000].reason
         );
-        // Within the day after it. (The daily profile learns the 50 in its bin on this
-        // series, whose spread is too wide for the winsorising to stop it, so the same
-        // clock time a day later alarms once: a known flaw, see bench/RESULTS.md.)
-        assert!(max_score(&s, 2001..2288) < 0.5, "one event, one report");
+        // Nor after it, a day later at the same clock time included: the reported
+        // point is kept out of the daily profile.
+        assert!(
+            max_score(&s, 2001..3000) < 0.5,
+            "one event, one report: {}",
+            max_score(&s, 2001..3000)
+        );
     }
 
     #[test]
