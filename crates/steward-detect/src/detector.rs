@@ -70,6 +70,11 @@ pub struct PointScore {
 
 /// Time-of-day bins, at most (5-minute resolution).
 const DAY_BINS_MAX: usize = 288;
+/// A seasonal profile becomes the baseline when its error is below this fraction of
+/// the level's...
+const PROFILE_TAKE: f64 = 0.8;
+/// ...and stays the baseline while its error is below this fraction.
+const PROFILE_KEEP: f64 = 1.0;
 /// Hour-of-week bins.
 const WEEK_BINS: usize = 168;
 const DAY_MS: i64 = 86_400_000;
@@ -414,9 +419,16 @@ impl StreamingDetector {
 
     fn baseline(&self) -> Baseline {
         let level = self.level_err;
+        // Hysteresis: a profile must beat the level by a fifth to be taken, and is kept
+        // while it does no worse. Without it the choice flaps on a series where the two
+        // are close (a noisy square wave: the level's misses at each edge against the
+        // profile's jitter), and every flap back to the level scores that day's edge
+        // as a surprise, which teaches the likelihood that surprises are usual.
+        let keep = self.last_baseline.is_some_and(|b| b != Baseline::Level);
+        let ratio = if keep { PROFILE_KEEP } else { PROFILE_TAKE };
         let pick = |p: &Option<Profile>| {
             p.as_ref()
-                .filter(|p| p.err_n > 200 && p.err < 0.8 * level)
+                .filter(|p| p.err_n > 200 && p.err < ratio * level)
                 .map(|p| p.err)
         };
         match (pick(&self.daily), pick(&self.weekly)) {
