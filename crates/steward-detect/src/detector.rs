@@ -5,11 +5,12 @@
 //! shape of trouble:
 //!
 //! - the baseline: the robust local level (the median of the last few points) or, when
-//!   the data show it explains the series better, the daily or weekly profile learned
-//!   per time-of-day bin, plus a local offset (points the detector alarmed on, and
-//!   never-seen levels, are kept out of the profiles). Residuals are scaled by a winsorised
-//!   exponentially weighted mean absolute deviation (a streaming MAD): one spike cannot
-//!   inflate the scale that judges the next one;
+//!   the data show it explains the series better (its error a fifth below the level's
+//!   to be taken, no worse to be kept), the daily or weekly profile learned per
+//!   time-of-day bin, plus a local offset (points the detector alarmed on, and
+//!   never-seen levels, are kept out of the profiles). Residuals are scaled by a
+//!   winsorised exponentially weighted mean absolute deviation (a streaming MAD): one
+//!   spike cannot inflate the scale that judges the next one;
 //! - a level-shift test: the short average of residuals against what noise allows;
 //! - rate of change: the step from the last point against the usual step;
 //! - a trend test: a fast slope against a slow one;
