@@ -12,7 +12,8 @@
 //!   winsorised exponentially weighted mean absolute deviation (a streaming MAD): one
 //!   spike cannot inflate the scale that judges the next one;
 //! - a level-shift test: the short average of residuals against what noise allows;
-//! - rate of change: the step from the last point against the usual step;
+//! - rate of change: the step from the last point, less the step a seasonal baseline
+//!   expects, against the usual such step;
 //! - a trend test: a fast slope against a slow one;
 //! - novelty: a value outside every value seen so far (with a tolerance);
 //! - level novelty ([`novelty`]): a value in a bucket of a fixed grid that the series
@@ -292,6 +293,9 @@ pub struct StreamingDetector {
     /// The baseline the last point was judged against.
     #[serde(default)]
     last_baseline: Option<Baseline>,
+    /// The expected value of the last point.
+    #[serde(default)]
+    prev_expected: f64,
 }
 
 /// A count of points since an event that has not happened.
@@ -379,6 +383,7 @@ impl StreamingDetector {
             report_base: 0.0,
             report_dep: 0.0,
             last_baseline: None,
+            prev_expected: 0.0,
         }
     }
 
@@ -480,6 +485,7 @@ impl StreamingDetector {
         let daily_pred = self.daily.as_ref().and_then(|p| p.predict(timestamp_ms));
         let weekly_pred = self.weekly.as_ref().and_then(|p| p.predict(timestamp_ms));
         let baseline = self.baseline();
+        let same_baseline = self.last_baseline == Some(baseline);
         if self.last_baseline.is_some_and(|b| b != baseline) {
             // The short average of residuals against the old baseline says nothing
             // about a shift against the new one (a two-state series' residuals
@@ -511,7 +517,17 @@ impl StreamingDetector {
         let short = self.short_resid + short_alpha * (r - self.short_resid);
         let z_shift = short.abs() / (sigma * (short_alpha / (2.0 - short_alpha)).sqrt()).max(floor);
 
-        let dx = x - self.last_x;
+        // The step is judged net of the step the baseline itself expects: a daily
+        // profile expects the edges of its day, and an edge that comes on time is not
+        // a surprise (without this, every edge of a square wave was a capped one, and
+        // the likelihood learned that such surprises are usual).
+        let expected_step = if same_baseline && baseline != Baseline::Level {
+            expected - self.prev_expected
+        } else {
+            0.0
+        };
+        self.prev_expected = expected;
+        let dx = x - self.last_x - expected_step;
         let dscale = (1.2533 * self.diff.dev).max(floor);
         let z_diff = if have_history {
             (dx - self.diff.mean).abs() / dscale
