@@ -259,6 +259,33 @@ impl Model {
         (ts, mean, half)
     }
 
+    /// Whether the mean path can reach `threshold` within the horizon at all: its
+    /// trend is a line, so its extreme lies at the first or the last drawn step, and
+    /// the seasonal profile adds at most its own extreme. Most resource series are
+    /// nowhere near their limit; this answers for them without walking the path.
+    fn may_reach(&self, threshold: f64, rising: bool) -> bool {
+        let Some(last_h) = self.horizons().last() else {
+            return false;
+        };
+        let line = |h: usize| self.level + self.trend * h as f64;
+        let (lo, hi) = (line(self.stride), line(last_h));
+        let (lo, hi) = (lo.min(hi), lo.max(hi));
+        let (s_lo, s_hi) = self.season.as_ref().map_or((0.0, 0.0), |s| {
+            s.profile
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                    (a.min(v), b.max(v))
+                })
+        });
+        // A hair of slack for rounding: the walk decides the close calls.
+        let slack = 1e-9 * (threshold.abs() + hi.abs().max(lo.abs()) + 1.0);
+        if rising {
+            hi + s_hi + slack >= threshold
+        } else {
+            lo + s_lo - slack <= threshold
+        }
+    }
+
     fn slope_per_hour(&self) -> f64 {
         self.trend * 3_600_000.0 / self.step_ms as f64
     }
@@ -312,6 +339,9 @@ pub fn forecast_crossing(
         Standing::Crossed { last_ms } => return Ok(Some(found.crossed_now(last_ms))),
         Standing::Away { last_ms, rising } => (last_ms, rising),
     };
+    if !model.may_reach(threshold, rising) {
+        return Ok(None);
+    }
     let crosses = |v: f64| {
         if rising {
             v >= threshold
