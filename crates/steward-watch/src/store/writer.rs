@@ -7,14 +7,15 @@
 //! then passes the records on to the pipeline. So a 2xx always means "stored".
 //!
 //! Backpressure instead of loss: when the pipeline falls behind, its full queue holds
-//! the writer back, the writer's queue fills, and HTTP handlers ([`Writer::try_write`])
-//! are refused at once (503 with `Retry-After`, counted in `/metrics`) rather than
-//! queueing without bound. Internal producers (scrape, tail, the demo) use
+//! the writer back, and HTTP handlers ([`Writer::try_write`]) are refused at once
+//! (503 with `Retry-After`, counted in `/metrics`) while it is held or while the
+//! writer's own queue is full, rather than queueing behind a slow pipeline until
+//! their clients time out. Internal producers (scrape, tail, the demo) use
 //! [`Writer::write`], which waits for room.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::sync::mpsc::SyncSender;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::Instant;
 
 use steward_core::{LogRecord, Sample, SeriesKey};
@@ -64,6 +65,8 @@ struct Job {
 pub struct Writer {
     tx: mpsc::Sender<Job>,
     counters: Arc<Counters>,
+    /// Set while the writer waits for room in the pipeline's queue.
+    held: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -79,13 +82,15 @@ impl Writer {
     ) -> std::io::Result<(Writer, std::thread::JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let thread_counters = Arc::clone(&counters);
+        let held = Arc::new(AtomicBool::new(false));
+        let thread_held = Arc::clone(&held);
         let handle = std::thread::Builder::new()
             .name("steward-store-writer".into())
             .spawn(move || {
-                run(&metrics, rx, pipeline, &thread_counters);
+                run(&metrics, rx, pipeline, &thread_counters, &thread_held);
                 drop(persister);
             })?;
-        Ok((Writer { tx, counters }, handle))
+        Ok((Writer { tx, counters, held }, handle))
     }
 
     /// Stores a payload; returns once it is committed. Waits while the queue is full.
@@ -102,12 +107,17 @@ impl Writer {
         Self::wait(wait).await
     }
 
-    /// Stores a payload like [`Writer::write`], but when the queue is full refuses it
-    /// at once with [`StoreError::Busy`] (counted in `steward_refused_total`): the
-    /// ingest handlers answer that with 503 and `Retry-After`.
+    /// Stores a payload like [`Writer::write`], but when the queue is full, or the
+    /// writer is held by a full pipeline, refuses it at once with [`StoreError::Busy`]
+    /// (counted in `steward_refused_total`): the ingest handlers answer that with 503
+    /// and `Retry-After`.
     pub async fn try_write(&self, payload: Payload) -> Result<u64, StoreError> {
         if payload.len() == 0 {
             return Ok(0);
+        }
+        if self.held.load(Ordering::Relaxed) {
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(StoreError::Busy);
         }
         let (done, wait) = oneshot::channel();
         match self.tx.try_send(Job { payload, done }) {
@@ -137,6 +147,7 @@ fn run(
     mut rx: mpsc::Receiver<Job>,
     pipeline: Option<SyncSender<PipelineInput>>,
     counters: &Counters,
+    held: &AtomicBool,
 ) {
     while let Some(first) = rx.blocking_recv() {
         let mut records = first.payload.len();
@@ -199,7 +210,19 @@ fn run(
             for input in inputs {
                 let n = input.len() as u64;
                 counters.pipeline_queue.fetch_add(1, Ordering::Relaxed);
-                if pipeline.send(input).is_err() {
+                let sent = match pipeline.try_send(input) {
+                    Ok(()) => Ok(()),
+                    Err(TrySendError::Full(input)) => {
+                        // Wait for room (nothing stored is dropped), refusing new
+                        // requests meanwhile.
+                        held.store(true, Ordering::Relaxed);
+                        let sent = pipeline.send(input).map_err(|_| ());
+                        held.store(false, Ordering::Relaxed);
+                        sent
+                    }
+                    Err(TrySendError::Disconnected(_)) => Err(()),
+                };
+                if sent.is_err() {
                     counters.pipeline_queue.fetch_sub(1, Ordering::Relaxed);
                     counters.dropped.fetch_add(n, Ordering::Relaxed);
                 }
@@ -305,5 +328,64 @@ fn commit_logs(
             }
             (Vec::new(), None)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+
+    fn samples(n: i64, from: i64) -> Payload {
+        Payload::Samples(
+            (0..n)
+                .map(|i| (SeriesKey::new("queue_depth"), Sample::new(from + i, 1.0)))
+                .collect(),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_held_writer_refuses_at_once_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let (metrics, _) =
+            MetricStore::open(inner, &dir.path().join("wal"), Default::default()).unwrap();
+        let counters = Arc::new(Counters::default());
+        // A pipeline with room for one batch that nobody reads yet.
+        let (pipe_tx, pipe_rx) = std::sync::mpsc::sync_channel(1);
+        let (writer, handle) = Writer::start(
+            Arc::new(metrics),
+            Some(pipe_tx),
+            Arc::clone(&counters),
+            None,
+        )
+        .unwrap();
+        // The first batch fills the pipeline's queue, the second holds the writer.
+        writer.try_write(samples(10, 0)).await.unwrap();
+        writer.try_write(samples(10, 1_000)).await.unwrap();
+        // The answer comes before the hand-over to the pipeline: wait for the hold.
+        let start = Instant::now();
+        while !writer.held.load(Ordering::Relaxed) {
+            assert!(start.elapsed().as_secs() < 10, "the writer never held");
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(
+            writer.try_write(samples(10, 10_000)).await,
+            Err(StoreError::Busy)
+        ));
+        assert_eq!(counters.refused.load(Ordering::Relaxed), 1);
+        // Reading the pipeline lets the held batch through: both acknowledged batches
+        // reach it, nothing dropped, and the writer takes requests again.
+        let first = pipe_rx.recv().unwrap();
+        let second = pipe_rx.recv().unwrap();
+        assert_eq!(first.len() + second.len(), 20);
+        while writer.held.load(Ordering::Relaxed) {
+            tokio::task::yield_now().await;
+        }
+        writer.try_write(samples(10, 20_000)).await.unwrap();
+        assert_eq!(pipe_rx.recv().unwrap().len(), 10);
+        assert_eq!(counters.dropped.load(Ordering::Relaxed), 0);
+        drop(writer);
+        handle.join().unwrap();
     }
 }
