@@ -8,15 +8,17 @@
 //!
 //! Backpressure instead of loss: when the pipeline falls behind, its full queue holds
 //! the writer back, and HTTP handlers ([`Writer::try_write`]) are refused at once
-//! (503 with `Retry-After`, counted in `/metrics`) while it is held or while the
-//! writer's own queue is full, rather than queueing behind a slow pipeline until
-//! their clients time out. Internal producers (scrape, tail, the demo) use
+//! (503 with `Retry-After`, counted in `/metrics`) once it has been held longer than
+//! [`HOLD_LIMIT`], or while the writer's own queue is full, rather than queueing
+//! behind a stalled pipeline until their clients time out. Short holds are the
+//! normal state of a pipeline working at full speed: the queue rides them out, since
+//! a refusal costs its client a whole second of `Retry-After`. Internal producers (scrape, tail, the demo) use
 //! [`Writer::write`], which waits for room.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use steward_core::{LogRecord, Sample, SeriesKey};
 use steward_tsdb::Row;
@@ -32,6 +34,9 @@ use crate::pipeline::PipelineInput;
 const MAX_BATCH_RECORDS: usize = 200_000;
 /// Requests that may wait for the writer; past this, HTTP ingest is refused.
 const QUEUE: usize = 32;
+/// How long the writer may wait for room in the pipeline's queue before new requests
+/// are refused.
+const HOLD_LIMIT: Duration = Duration::from_secs(1);
 
 /// What one request stores.
 #[derive(Debug)]
@@ -65,8 +70,10 @@ struct Job {
 pub struct Writer {
     tx: mpsc::Sender<Job>,
     counters: Arc<Counters>,
-    /// Set while the writer waits for room in the pipeline's queue.
-    held: Arc<AtomicBool>,
+    /// Since when the writer has been waiting for room in the pipeline's queue:
+    /// microseconds after `epoch`, 0 when it is not.
+    held_since: Arc<AtomicU64>,
+    epoch: Instant,
 }
 
 impl Writer {
@@ -82,15 +89,27 @@ impl Writer {
     ) -> std::io::Result<(Writer, std::thread::JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let thread_counters = Arc::clone(&counters);
-        let held = Arc::new(AtomicBool::new(false));
-        let thread_held = Arc::clone(&held);
+        let held_since = Arc::new(AtomicU64::new(0));
+        let epoch = Instant::now();
+        let hold = Hold {
+            since: Arc::clone(&held_since),
+            epoch,
+        };
         let handle = std::thread::Builder::new()
             .name("steward-store-writer".into())
             .spawn(move || {
-                run(&metrics, rx, pipeline, &thread_counters, &thread_held);
+                run(&metrics, rx, pipeline, &thread_counters, &hold);
                 drop(persister);
             })?;
-        Ok((Writer { tx, counters, held }, handle))
+        Ok((
+            Writer {
+                tx,
+                counters,
+                held_since,
+                epoch,
+            },
+            handle,
+        ))
     }
 
     /// Stores a payload; returns once it is committed. Waits while the queue is full.
@@ -115,7 +134,7 @@ impl Writer {
         if payload.len() == 0 {
             return Ok(0);
         }
-        if self.held.load(Ordering::Relaxed) {
+        if self.held_too_long() {
             self.counters.refused.fetch_add(1, Ordering::Relaxed);
             return Err(StoreError::Busy);
         }
@@ -133,6 +152,12 @@ impl Writer {
         Self::wait(wait).await
     }
 
+    /// Whether the writer has waited for the pipeline longer than [`HOLD_LIMIT`].
+    fn held_too_long(&self) -> bool {
+        let since = self.held_since.load(Ordering::Relaxed);
+        since != 0 && micros(self.epoch.elapsed()).saturating_sub(since) > micros(HOLD_LIMIT)
+    }
+
     async fn wait(wait: oneshot::Receiver<Result<u64, String>>) -> Result<u64, StoreError> {
         match wait.await {
             Ok(Ok(refused)) => Ok(refused),
@@ -142,12 +167,34 @@ impl Writer {
     }
 }
 
+/// The writer thread's side of the hold: when it started waiting for the pipeline.
+struct Hold {
+    since: Arc<AtomicU64>,
+    epoch: Instant,
+}
+
+impl Hold {
+    fn start(&self) {
+        // At least 1: 0 means not held.
+        let now = micros(self.epoch.elapsed()).max(1);
+        self.since.store(now, Ordering::Relaxed);
+    }
+
+    fn end(&self) {
+        self.since.store(0, Ordering::Relaxed);
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 fn run(
     metrics: &MetricStore,
     mut rx: mpsc::Receiver<Job>,
     pipeline: Option<SyncSender<PipelineInput>>,
     counters: &Counters,
-    held: &AtomicBool,
+    hold: &Hold,
 ) {
     while let Some(first) = rx.blocking_recv() {
         let mut records = first.payload.len();
@@ -215,9 +262,9 @@ fn run(
                     Err(TrySendError::Full(input)) => {
                         // Wait for room (nothing stored is dropped), refusing new
                         // requests meanwhile.
-                        held.store(true, Ordering::Relaxed);
+                        hold.start();
                         let sent = pipeline.send(input).map_err(|_| ());
-                        held.store(false, Ordering::Relaxed);
+                        hold.end();
                         sent
                     }
                     Err(TrySendError::Disconnected(_)) => Err(()),
@@ -363,12 +410,14 @@ mod tests {
         // The first batch fills the pipeline's queue, the second holds the writer.
         writer.try_write(samples(10, 0)).await.unwrap();
         writer.try_write(samples(10, 1_000)).await.unwrap();
-        // The answer comes before the hand-over to the pipeline: wait for the hold.
+        // The answer comes before the hand-over to the pipeline: wait for the hold to
+        // pass its limit. A short hold is ridden out, not refused.
         let start = Instant::now();
-        while !writer.held.load(Ordering::Relaxed) {
+        while !writer.held_too_long() {
             assert!(start.elapsed().as_secs() < 10, "the writer never held");
-            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        assert!(start.elapsed() >= HOLD_LIMIT / 2);
         assert!(matches!(
             writer.try_write(samples(10, 10_000)).await,
             Err(StoreError::Busy)
@@ -379,7 +428,7 @@ mod tests {
         let first = pipe_rx.recv().unwrap();
         let second = pipe_rx.recv().unwrap();
         assert_eq!(first.len() + second.len(), 20);
-        while writer.held.load(Ordering::Relaxed) {
+        while writer.held_since.load(Ordering::Relaxed) != 0 {
             tokio::task::yield_now().await;
         }
         writer.try_write(samples(10, 20_000)).await.unwrap();
