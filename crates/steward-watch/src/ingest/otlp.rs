@@ -215,8 +215,10 @@ pub fn logs_from_proto(request: proto::ExportLogsServiceRequest) -> Decoded<LogR
 
 /// Maps decoded OTLP metrics onto samples. Gauges and sums give one sample per point;
 /// histograms and summaries give `_count` and `_sum` series (and one series per
-/// quantile for summaries), as Prometheus names them. A metric without a name, or a
-/// point without a value, is rejected.
+/// quantile for summaries), as Prometheus names them; a monotonic, cumulative sum (an
+/// OpenTelemetry counter) gets the `_total` suffix Prometheus's OTLP receiver gives
+/// it, which is also how the detectors know to judge it by its rate. A metric
+/// without a name, or a point without a value, is rejected.
 pub fn metrics_from_proto(
     request: proto::ExportMetricsServiceRequest,
 ) -> Decoded<(SeriesKey, Sample)> {
@@ -246,7 +248,18 @@ pub fn metrics_from_proto(
                     }
                     continue;
                 }
-                let name = metric.name.as_str();
+                let counter_name;
+                let name = match &metric.data {
+                    Some(Data::Sum(sum))
+                        if sum.is_monotonic
+                            && sum.aggregation_temporality != TEMPORALITY_DELTA
+                            && !metric.name.ends_with("_total") =>
+                    {
+                        counter_name = format!("{}_total", metric.name);
+                        counter_name.as_str()
+                    }
+                    _ => metric.name.as_str(),
+                };
                 match &metric.data {
                     None => out.reject(|| format!("metric {name:?} has no data")),
                     Some(Data::Gauge(proto::Gauge { data_points }))
@@ -323,6 +336,9 @@ pub fn metrics_from_proto(
     }
     out
 }
+
+/// OTLP's `AGGREGATION_TEMPORALITY_DELTA`: each point counts only its own interval.
+const TEMPORALITY_DELTA: i32 = 1;
 
 /// The `_count` and `_sum` series of a histogram or summary point, as Prometheus names them.
 fn push_count_and_sum(
@@ -799,7 +815,8 @@ mod tests {
             {"name":"disk.used","gauge":{"dataPoints":[{"timeUnixNano":"1700000000000000000","asDouble":0.5,"attributes":[{"key":"mount","value":{"stringValue":"/"}}]}]}},
             {"name":"requests","sum":{"isMonotonic":true,"dataPoints":[{"timeUnixNano":"1700000000000000000","asInt":"7"},{"timeUnixNano":"1700000000000000000"}]}},
             {"name":"latency","histogram":{"dataPoints":[{"timeUnixNano":"1700000000000000000","count":"4","sum":2.5}]}},
-            {"name":"","gauge":{"dataPoints":[{"asDouble":1}]}}
+            {"name":"","gauge":{"dataPoints":[{"asDouble":1}]}},
+            {"name":"per_interval","sum":{"isMonotonic":true,"aggregationTemporality":1,"dataPoints":[{"timeUnixNano":"1700000000000000000","asInt":"3"}]}}
           ]}]}]}"#;
         let decoded = decode_metrics(body, Format::Json).unwrap();
         let keys: Vec<String> = decoded.items.iter().map(|(k, _)| k.to_string()).collect();
@@ -807,9 +824,11 @@ mod tests {
             keys,
             [
                 r#"disk.used{mount="/",service="api"}"#,
-                r#"requests{service="api"}"#,
+                r#"requests_total{service="api"}"#,
                 r#"latency_count{service="api"}"#,
                 r#"latency_sum{service="api"}"#,
+                // A delta sum is already a count per interval: no counter suffix.
+                r#"per_interval{service="api"}"#,
             ]
         );
         assert_eq!(decoded.items[1].1.value, 7.0);
