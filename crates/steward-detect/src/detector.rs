@@ -753,12 +753,13 @@ impl StreamingDetector {
                 self.exc_live = true;
                 self.exc_peak = r.abs();
             }
+            // A fresh alarm (not one inside the last one's hold) starts its own measure
+            // of departure. The test must be made before the count restarts: made
+            // after it, it never held, and the largest departure of any alarm ever
+            // raised stayed the bar that a later event had to beat to escape its hold.
+            let fresh = self.since_alarm >= HOLD;
             self.since_alarm = 0;
-            self.alarm_z = if self.since_alarm >= HOLD {
-                z
-            } else {
-                self.alarm_z.max(z)
-            };
+            self.alarm_z = if fresh { z } else { self.alarm_z.max(z) };
             self.alarm_score = self.alarm_score.max(score);
         } else {
             if self.since_alarm < HOLD {
@@ -991,6 +992,48 @@ mod tests {
             max_score(&s, 2001..3000) < 0.5,
             "one event, one report: {}",
             max_score(&s, 2001..3000)
+        );
+    }
+
+    #[test]
+    fn an_old_event_does_not_weaken_a_new_one() {
+        // A large spike early on; long after it, a small departure raises an internal
+        // alarm, and a larger one follows inside that alarm's hold. The larger one is
+        // a new event (it is more than 1.5 times as far out as the small alarm), and
+        // the spike long past must not make it look like an echo: it scores about as
+        // it does with no small alarm before it (damped as an echo, it scored 0.22
+        // against 0.48).
+        let events = |small: bool| {
+            move |i: i64| {
+                // The first day visits every level up to 65, so no later level is new
+                // and the scores here come from the residual experts alone.
+                let visit = if i < 288 && i % 18 == 9 {
+                    (i / 18) as f64
+                } else {
+                    0.0
+                };
+                50.0 + noise(i)
+                    + visit
+                    + match i {
+                        300 => 40.0,
+                        5000 if small => 4.0,
+                        5020 => 9.0,
+                        _ => 0.0,
+                    }
+            }
+        };
+        let with = run(5100, events(true));
+        let without = run(5100, events(false));
+        assert!(
+            with[5000].score > 0.3 && with[5000].score < 0.5,
+            "an alarm below the report level: {}",
+            with[5000].score
+        );
+        assert!(
+            with[5020].score >= 0.75 * without[5020].score,
+            "{} vs {}",
+            with[5020].score,
+            without[5020].score
         );
     }
 
