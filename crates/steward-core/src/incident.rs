@@ -87,11 +87,25 @@ pub struct Incident {
     pub members: Vec<Anomaly>,
     /// Index into `members` of the likely first cause.
     pub likely_cause: usize,
+    /// Anomalies that joined once `members` was full: counted, not kept. An incident
+    /// keeps its earliest members in full and only the number of the rest, so a flood
+    /// of anomalies costs each one a bounded amount of work and storage.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub more_members: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Incident {
     /// The member most likely to have caused the rest.
     pub fn cause(&self) -> Option<&Anomaly> {
         self.members.get(self.likely_cause)
+    }
+
+    /// How many anomalies joined: those kept in `members` and those only counted.
+    pub fn member_count(&self) -> u64 {
+        self.members.len() as u64 + self.more_members
     }
 }

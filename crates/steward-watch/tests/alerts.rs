@@ -127,6 +127,7 @@ fn incident(id: u64, severity: Severity) -> Incident {
             reason: "spike to 240 at 12:00, expected 12".into(),
         }],
         likely_cause: 0,
+        more_members: 0,
     }
 }
 

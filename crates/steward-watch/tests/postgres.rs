@@ -174,3 +174,67 @@ async fn postgres_store_round_trips_and_survives_restart() {
     .await
     .unwrap();
 }
+
+/// An incident that kept some members and counted the rest reads back whole.
+#[test]
+fn postgres_store_keeps_an_incidents_count_of_members_not_kept() {
+    use steward_core::{Anomaly, AnomalyKind, Incident, IncidentStatus, SeriesKey, Severity};
+    use steward_watch::store::Store;
+    use steward_watch::store::postgres::PostgresStore;
+
+    let admin = admin_url();
+    let db = format!("steward_watch_count_test_{}", std::process::id());
+    let created = (|| -> Result<(), postgres::Error> {
+        let mut c = postgres::Client::connect(&admin, postgres::NoTls)?;
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))?;
+        c.batch_execute(&format!("CREATE DATABASE {db}"))
+    })();
+    if let Err(e) = created {
+        assert!(
+            std::env::var_os("STEWARD_REQUIRE_INTEGRATION").is_none(),
+            "scripts/test requires this test: a dependency is missing (scripts/deps/ installs it, and starts the services)"
+        );
+        eprintln!("skipped: no PostgreSQL at {admin}: {e}");
+        return;
+    }
+    let url = match admin.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{db}"),
+        None => unreachable!(),
+    };
+    let member = |name: &str, start_ms| Anomaly {
+        series: SeriesKey::new(name).with_label("job", "node"),
+        kind: AnomalyKind::Spike,
+        start_ms,
+        end_ms: start_ms + 60_000,
+        score: 0.8,
+        reason: "spike".into(),
+    };
+    let incident = Incident {
+        id: 5,
+        title: "spike in a{job=\"node\"} and 4001 more".into(),
+        status: IncidentStatus::Open,
+        severity: Severity::High,
+        opened_ms: 1_000,
+        resolved_ms: None,
+        members: vec![member("a", 1_000), member("b", 2_000)],
+        likely_cause: 0,
+        more_members: 4_000,
+    };
+    {
+        let store = PostgresStore::open(&url).unwrap();
+        store
+            .save_analysis(&steward_watch::store::AnalysisBatch {
+                incidents: vec![incident.clone()],
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(store.incident(5).unwrap(), Some(incident.clone()));
+        assert_eq!(
+            store.incidents(Some(IncidentStatus::Open), 10).unwrap(),
+            [incident]
+        );
+    }
+    let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+    c.batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+        .unwrap();
+}

@@ -3,9 +3,9 @@
 //! Two payload shapes: generic JSON (`{"event": "opened", "incident": {...}}`) and
 //! Slack-compatible (`{"text": "..."}`, which Slack, Mattermost and Rocket.Chat
 //! incoming webhooks take). Each event is sent to each sink at most once (events are
-//! deduplicated by incident, kind and member count) and retried with backoff when the
-//! receiver is down or answers 429 or 5xx. A sink may ask only for incidents of a
-//! minimum severity.
+//! deduplicated by incident, kind, kept members and severity) and retried with backoff
+//! when the receiver is down or answers 429 or 5xx. A sink may ask only for incidents
+//! of a minimum severity.
 //!
 //! Requests go through reqwest over rustls, so `https://` receivers (every Slack
 //! webhook) work; the public web PKI roots are built in and a sink may trust extra
@@ -152,7 +152,7 @@ pub fn payload(event: &IncidentEvent, format: WebhookFormat) -> serde_json::Valu
                     event.name(),
                     incident.title,
                     incident.severity,
-                    incident.members.len()
+                    incident.member_count()
                 )
             })
         }
@@ -263,14 +263,22 @@ pub async fn run(
         queues.push(tx);
         tasks.spawn(send_all(sink, rx, Arc::clone(&counters), shutdown.clone()));
     }
-    let mut sent: HashSet<(u64, &'static str, usize)> = HashSet::new();
+    // An event is told again when the incident's kept members or severity changed:
+    // once an incident is full (the correlator keeps a bounded number of members), a
+    // counted anomaly that raises the severity still alerts.
+    let mut sent: HashSet<(u64, &'static str, usize, Severity)> = HashSet::new();
     loop {
         let event = tokio::select! {
             e = events.recv() => match e { Some(e) => e, None => break },
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
         let incident = event.incident();
-        if !sent.insert((incident.id, event.name(), incident.members.len())) {
+        if !sent.insert((
+            incident.id,
+            event.name(),
+            incident.members.len(),
+            incident.severity,
+        )) {
             counters.alerts_deduplicated.fetch_add(1, Ordering::Relaxed);
             continue;
         }

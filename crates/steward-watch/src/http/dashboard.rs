@@ -120,7 +120,7 @@ fn incident_rows(incidents: &[Incident]) -> String {
                 ""
             },
             clock(i.opened_ms),
-            i.members.len(),
+            i.member_count(),
             id = i.id,
         );
     }

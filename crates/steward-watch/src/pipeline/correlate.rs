@@ -109,6 +109,7 @@ impl DetectCorrelator {
             let mut members = incident.members.clone();
             members.sort_by_key(|m| m.start_ms);
             let mut mapped = false;
+            let mut formed_id = 0;
             for member in members {
                 let labels = labels_of(&member);
                 for event in self.inner.observe(member, &labels) {
@@ -121,11 +122,16 @@ impl DetectCorrelator {
                         } else {
                             self.ids.insert(formed.id, incident.id);
                             mapped = true;
+                            formed_id = formed.id;
                         }
                     }
                 }
             }
-            if !mapped {
+            if mapped {
+                // Members counted past the cap were not stored one by one: their
+                // number (and the severity they raised) carries over.
+                self.inner.carry_over(formed_id, &incident);
+            } else {
                 let last = last_activity(&incident);
                 self.orphans.push((incident, last));
             }
@@ -268,5 +274,38 @@ mod tests {
         assert_eq!(resolved[0].incident().status, IncidentStatus::Resolved);
         let opened = after.observe(&other);
         assert_eq!(opened[0].incident().id, 8);
+    }
+
+    #[test]
+    fn a_restored_incident_keeps_its_count_of_members_not_kept() {
+        let config = steward_detect::CorrelatorConfig {
+            max_members: 2,
+            ..steward_detect::CorrelatorConfig::default()
+        };
+        let mut before = DetectCorrelator::new(config.clone(), 0);
+        let mut events = Vec::new();
+        for (i, name) in ["db_latency", "errors", "checkout_latency", "cart_errors"]
+            .iter()
+            .enumerate()
+        {
+            events.extend(before.observe(&anomaly(name, 5_000 + 1_000 * i as i64)));
+        }
+        // The last two joined a full incident: counted, and no event for either.
+        assert_eq!(tally(&events)["opened"], 1);
+        assert_eq!(tally(&events)["grew"], 1);
+        let open = before.open();
+        assert_eq!((open[0].members.len(), open[0].more_members), (2, 2));
+        assert_eq!(open[0].member_count(), 4);
+
+        let mut after = DetectCorrelator::new(config, 1);
+        after.restore(open.clone());
+        assert_eq!(after.open(), open);
+        after.observe(&anomaly("payment_errors", 20_000));
+        assert_eq!(after.open()[0].more_members, 3);
+        assert!(
+            after.open()[0].title.ends_with("and 4 more"),
+            "{:?}",
+            after.open()
+        );
     }
 }

@@ -729,4 +729,40 @@ mod tests {
         assert_eq!(q.len(), 1);
         assert_eq!(store.search_logs(&LogQuery::default()).unwrap().len(), 2);
     }
+
+    #[test]
+    fn an_incidents_count_of_members_not_kept_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let member = |name: &str, start_ms| steward_core::Anomaly {
+            series: SeriesKey::new(name).with_label("job", "node"),
+            kind: steward_core::AnomalyKind::Spike,
+            start_ms,
+            end_ms: start_ms + 60_000,
+            score: 0.8,
+            reason: "spike".into(),
+        };
+        let incident = Incident {
+            id: 3,
+            title: "spike in a{job=\"node\"} and 4001 more".into(),
+            status: IncidentStatus::Open,
+            severity: steward_core::Severity::High,
+            opened_ms: 1_000,
+            resolved_ms: None,
+            members: vec![member("a", 1_000), member("b", 2_000)],
+            likely_cause: 0,
+            more_members: 4_000,
+        };
+        store
+            .save_analysis(&AnalysisBatch {
+                incidents: vec![incident.clone()],
+                ..AnalysisBatch::default()
+            })
+            .unwrap();
+        assert_eq!(store.incident(3).unwrap(), Some(incident.clone()));
+        assert_eq!(
+            store.incidents(Some(IncidentStatus::Open), 10).unwrap(),
+            [incident]
+        );
+    }
 }
