@@ -139,6 +139,8 @@ pub struct Correlator {
     pair_count: usize,
     /// Per-slot affinity, reused from anomaly to anomaly.
     scratch: Vec<f64>,
+    /// The incident the last observed anomaly belongs to.
+    joined: Option<u64>,
 }
 
 /// How far upstream a set of labels sits: lower is further upstream.
@@ -361,6 +363,13 @@ impl Correlator {
         self.open.iter().map(|o| &o.incident)
     }
 
+    /// The incident the anomaly last passed to [`Correlator::observe`] belongs to
+    /// (opened, joined, or updated as a member), kept or only counted: how a caller
+    /// that stores every anomaly links the counted ones too.
+    pub fn joined(&self) -> Option<u64> {
+        self.joined
+    }
+
     /// Carries over what a stored incident counted but did not keep (its
     /// `more_members`, and the severity they may have raised) to open incident `id`:
     /// one formed again by replaying the stored incident's kept members after a
@@ -466,6 +475,7 @@ impl Correlator {
         // An update of a member: a kept one is extended in place, a counted one keeps
         // its incident active.
         let counted_hash = hash_of(&id.0, Some(id.1));
+        self.joined = None;
         for o in &mut self.open {
             if let Some(i) = o.kept_index(&id) {
                 let m = &mut o.incident.members[i];
@@ -475,10 +485,12 @@ impl Correlator {
                     m.reason = anomaly.reason.clone();
                 }
                 o.last_activity = o.last_activity.max(activity);
+                self.joined = Some(o.incident.id);
                 return Vec::new();
             }
             if o.counted.contains(&counted_hash) {
                 o.last_activity = o.last_activity.max(activity);
+                self.joined = Some(o.incident.id);
                 return Vec::new();
             }
         }
@@ -508,6 +520,7 @@ impl Correlator {
                 let cap = self.config.max_members.max(1);
                 let o = &mut self.open[idx];
                 o.last_activity = o.last_activity.max(activity);
+                self.joined = Some(o.incident.id);
                 let full = o.incident.members.len() >= cap;
                 let later_than_kept = o
                     .incident
@@ -538,6 +551,7 @@ impl Correlator {
             }
             None => {
                 self.next_id += 1;
+                self.joined = Some(self.next_id);
                 let incident = Incident {
                     id: self.next_id,
                     title: String::new(),
@@ -827,6 +841,9 @@ mod tests {
         let open: Vec<Incident> = c.open_incidents().cloned().collect();
         assert_eq!(open.len(), 1);
         let incident = &open[0];
+        let incident_id = incident.id;
+        // The last one joined (it was kept: the earliest of all).
+        assert_eq!(c.joined(), Some(incident_id));
         assert_eq!(opened, 1);
         // One event per change of the kept members (the earliest ones arrive in a
         // scrambled order, so about cap * ln(N / cap) of them), none per counted one.
@@ -867,6 +884,7 @@ mod tests {
         let (mut counted, extra) = flood(0, N);
         counted.end_ms += 1_000;
         assert!(c.observe(counted, &extra).is_empty());
+        assert_eq!(c.joined(), Some(incident_id));
         assert_eq!(
             c.open_incidents().next().unwrap().more_members,
             N - cap as u64

@@ -520,6 +520,10 @@ async fn a_new_error_template_opens_an_incident() {
             .contains("connection pool exhausted")
     );
     let id = incident["id"].as_u64().unwrap();
+    // The anomaly is linked to its incident (every anomaly is, also those an incident
+    // only counts once it keeps its most members).
+    let (_, anomalies) = h.get("/api/v1/anomalies").await;
+    assert_eq!(anomalies["anomalies"][0]["incident_id"], id, "{anomalies}");
     let (_, detail) = h.get(&format!("/api/v1/incidents/{id}")).await;
     assert_eq!(detail["templates"][0]["level"], "error");
     assert_eq!(

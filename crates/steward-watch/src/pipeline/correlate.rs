@@ -42,6 +42,11 @@ pub trait Correlate: Send {
     fn tick(&mut self, now: TimestampMs) -> Vec<IncidentEvent>;
     /// The incidents still open.
     fn open(&self) -> Vec<Incident>;
+    /// The incident the anomaly last passed to `observe` belongs to, whether it is
+    /// kept among the incident's members or only counted.
+    fn joined(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// steward-detect's correlator: anomalies that overlap in time and share a service or
@@ -200,6 +205,11 @@ impl Correlate for DetectCorrelator {
             .chain(self.orphans.iter().map(|(i, _)| i.clone()))
             .collect()
     }
+
+    fn joined(&self) -> Option<u64> {
+        let inner = self.inner.joined()?;
+        self.ids.get(&inner).copied()
+    }
 }
 
 /// Counts of events by kind, for tests and logs.
@@ -302,6 +312,8 @@ mod tests {
         assert_eq!(after.open(), open);
         after.observe(&anomaly("payment_errors", 20_000));
         assert_eq!(after.open()[0].more_members, 3);
+        // Counted, not kept, and still linked to its incident by its stored id.
+        assert_eq!(after.joined(), Some(open[0].id));
         assert!(
             after.open()[0].title.ends_with("and 4 more"),
             "{:?}",

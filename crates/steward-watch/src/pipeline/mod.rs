@@ -591,11 +591,14 @@ impl Pipeline {
 
     fn found(&mut self, series_id: Option<SeriesId>, anomaly: Anomaly) {
         let events = self.correlator.observe(&anomaly);
+        // Linked here, not only through the incident's members: an incident keeps a
+        // bounded number of members and counts the rest.
+        let incident_id = self.correlator.joined();
         self.anomalies.insert(
             (anomaly.series.to_string(), anomaly.start_ms),
             StoredAnomaly {
                 series_id,
-                incident_id: None,
+                incident_id,
                 anomaly,
             },
         );
