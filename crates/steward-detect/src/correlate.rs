@@ -7,6 +7,14 @@
 //! onset; onsets within the tie tolerance are ranked by how far upstream their labels
 //! sit (host and datastore before service, service before gateway) and then by how
 //! often that series led in past incidents.
+//!
+//! An incident keeps its earliest members (by onset, up to
+//! [`CorrelatorConfig::max_members`]) in full and only counts the others, the way alert
+//! grouping in paging tools caps what one incident carries: a flood of anomalies that
+//! all share a label (every series of one job) then costs each anomaly a bounded amount
+//! of work and raises an event only when the kept members, the cause or the severity
+//! change. Counted members still draw related anomalies in, through their labels and
+//! series taken as one set.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, HashSet};
