@@ -518,7 +518,17 @@ async fn incident(
             esc(&m.reason)
         );
     }
-    body.push_str("</table><h2>Members</h2>");
+    body.push_str("</table>");
+    if incident.more_members > 0 {
+        // The correlator keeps an incident's earliest members and counts the rest.
+        let _ = write!(
+            body,
+            "<p class=\"muted\">and {} later anomalies that joined, counted but not kept \
+(<a href=\"/api/v1/anomalies\">the anomalies API</a> has each, with this incident's id)</p>",
+            incident.more_members
+        );
+    }
+    body.push_str("<h2>Members</h2>");
     for (sid, selector, points) in &charts {
         let marks: Vec<&Anomaly> = incident
             .members
