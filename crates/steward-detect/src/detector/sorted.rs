@@ -31,19 +31,42 @@ impl SortedRecent {
     }
 
     /// Replaces `old` (a value the copy holds, or `None` while the ring fills) by `new`.
+    /// The new value takes the old one's slot and moves to its place by swaps: a
+    /// series moves little from point to point, so that is a step or two, where
+    /// removing and inserting shifted half the array twice.
     pub(super) fn replace(&mut self, old: Option<f64>, new: f64) {
-        if let Some(old) = old {
-            let at = self.values[..self.len].partition_point(|v| v.total_cmp(&old).is_lt());
-            if at < self.len {
-                self.values.copy_within(at + 1..self.len, at);
-                self.len -= 1;
+        let len = self.len;
+        let mut at = match old {
+            Some(old) => {
+                let at = self.values[..len].partition_point(|v| v.total_cmp(&old).is_lt());
+                if at == len {
+                    return self.insert(new);
+                }
+                at
             }
+            None => return self.insert(new),
+        };
+        self.values[at] = new;
+        while at > 0 && self.values[at - 1].total_cmp(&new).is_gt() {
+            self.values.swap(at - 1, at);
+            at -= 1;
         }
+        while at + 1 < len && self.values[at + 1].total_cmp(&new).is_lt() {
+            self.values.swap(at, at + 1);
+            at += 1;
+        }
+    }
+
+    /// Adds `new` while there is room.
+    fn insert(&mut self, new: f64) {
         if self.len < RECENT {
-            let at = self.values[..self.len].partition_point(|v| v.total_cmp(&new).is_le());
-            self.values.copy_within(at..self.len, at + 1);
-            self.values[at] = new;
+            self.values[self.len] = new;
             self.len += 1;
+            let mut at = self.len - 1;
+            while at > 0 && self.values[at - 1].total_cmp(&new).is_gt() {
+                self.values.swap(at - 1, at);
+                at -= 1;
+            }
         }
     }
 
