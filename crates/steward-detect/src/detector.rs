@@ -26,7 +26,7 @@
 //! long-run distribution, on a log scale. That makes one threshold mean the same on a
 //! calm series and a noisy one. After a confident alarm the score is damped for a while,
 //! and after a report the next ones are damped for [`REST`] points (unless the series
-//! goes farther than the reported point), so one event raises one alarm and not fifty.
+//! departs again, farther than before), so one event raises one alarm and not fifty.
 //!
 //! State is a few hundred numbers whatever the length of the series
 //! ([`StreamingDetector::state_bytes`]); augurs' detectors work on whole batches, so
@@ -285,11 +285,6 @@ pub struct StreamingDetector {
     /// Points since the last reported anomaly.
     #[serde(default = "never")]
     since_report: u64,
-    /// The expected value at the last report, and that point's departure from it.
-    #[serde(default)]
-    report_base: f64,
-    #[serde(default)]
-    report_dep: f64,
     /// The baseline the last point was judged against.
     #[serde(default)]
     last_baseline: Option<Baseline>,
@@ -380,8 +375,6 @@ impl StreamingDetector {
             exc_prev: 0.0,
             novelty: LevelNovelty::default(),
             since_report: never(),
-            report_base: 0.0,
-            report_dep: 0.0,
             last_baseline: None,
             prev_expected: 0.0,
         }
@@ -789,20 +782,16 @@ impl StreamingDetector {
             score = score.max(NOVEL_SCORE);
         }
         // After a report, damp what follows: the echo of the same event, and the
-        // other levels a new regime visits for the first time. A new excursion beyond
-        // the last one, or a new level well beyond the reported point on the same
-        // side (a dip, then the outage), is a new event and is not damped.
-        let dep = x - self.report_base;
-        let farther = novel
-            && dep * self.report_dep > 0.0
-            && dep.abs() > ESCAPE_RATIO * self.report_dep.abs();
-        if self.since_report < REST && !new_departure && !farther {
+        // other levels a new regime visits for the first time. A new departure that
+        // goes farther than the last one and holds (a dip, then the outage) is a new
+        // event and is not damped. A never-seen level alone is not enough to escape:
+        // a burst of counts climbs through a new level at each point, and letting each
+        // one past the rest reported one event several times.
+        if self.since_report < REST && !new_departure {
             score *= self.since_report as f64 / REST as f64;
         }
         if score >= REPORT {
             self.since_report = 0;
-            self.report_base = expected;
-            self.report_dep = x - expected;
         } else {
             self.since_report = self.since_report.saturating_add(1);
         }
@@ -1151,6 +1140,21 @@ mod tests {
         // A flat line never alarms.
         let s = run(3000, |_| 7.0);
         assert!(max_score(&s, 0..3000) == 0.0);
+    }
+
+    #[test]
+    fn a_burst_climbing_through_new_levels_is_one_report() {
+        // Counts: mostly 0 to 3 a point, then at 2,000 one burst that climbs for four
+        // points (20, 35, 60, 100) and falls back. Each point of the climb is a level
+        // never seen, each farther than the last, but it is one event: one report.
+        let burst = [20.0, 35.0, 60.0, 100.0, 60.0, 20.0];
+        let s = run(3000, |i| match i {
+            2000..=2005 => burst[(i - 2000) as usize],
+            _ => ((noise(i) + 0.5) * 4.0).floor(),
+        });
+        let reports: Vec<usize> = (1990..2150).filter(|&i| s[i].score >= 0.5).collect();
+        assert_eq!(reports.first(), Some(&2000), "{reports:?}");
+        assert_eq!(reports.len(), 1, "{reports:?}");
     }
 
     #[test]
