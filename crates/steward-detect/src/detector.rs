@@ -285,6 +285,11 @@ pub struct StreamingDetector {
     /// Points since the last reported anomaly.
     #[serde(default = "never")]
     since_report: u64,
+    /// The expected value at the last report, and that point's departure from it.
+    #[serde(default)]
+    report_base: f64,
+    #[serde(default)]
+    report_dep: f64,
     /// The baseline the last point was judged against.
     #[serde(default)]
     last_baseline: Option<Baseline>,
@@ -375,6 +380,8 @@ impl StreamingDetector {
             exc_prev: 0.0,
             novelty: LevelNovelty::default(),
             since_report: never(),
+            report_base: 0.0,
+            report_dep: 0.0,
             last_baseline: None,
             prev_expected: 0.0,
         }
@@ -784,14 +791,21 @@ impl StreamingDetector {
         // After a report, damp what follows: the echo of the same event, and the
         // other levels a new regime visits for the first time. A new departure that
         // goes farther than the last one and holds (a dip, then the outage) is a new
-        // event and is not damped. A never-seen level alone is not enough to escape:
-        // a burst of counts climbs through a new level at each point, and letting each
-        // one past the rest reported one event several times.
-        if self.since_report < REST && !new_departure {
+        // event and is not damped, unless it goes no farther than the reported point
+        // went, the same way: then it is the reported event again (a spiky series
+        // spiking as high as before). A never-seen level alone is not enough to
+        // escape: a burst of counts climbs through a new level at each point, and
+        // letting each one past the rest reported one event several times.
+        let dep = x - self.report_base;
+        let repeat = dep * self.report_dep > 0.0 && dep.abs() <= self.report_dep.abs();
+        let new_event = new_departure && !repeat;
+        if self.since_report < REST && !new_event {
             score *= self.since_report as f64 / REST as f64;
         }
         if score >= REPORT {
             self.since_report = 0;
+            self.report_base = expected;
+            self.report_dep = x - expected;
         } else {
             self.since_report = self.since_report.saturating_add(1);
         }
@@ -1155,6 +1169,35 @@ mod tests {
         let reports: Vec<usize> = (1990..2150).filter(|&i| s[i].score >= 0.5).collect();
         assert_eq!(reports.first(), Some(&2000), "{reports:?}");
         assert_eq!(reports.len(), 1, "{reports:?}");
+    }
+
+    #[test]
+    fn a_spike_no_higher_than_the_reported_one_is_its_repeat() {
+        // A spike of 30 is reported at 2,000. In its rest a spike of 20 raises an
+        // alarm of its own (its report damped by the rest), and 20 points later a
+        // two-point excursion of 24 goes farther than that one: a new departure for
+        // the hold, but no farther than the reported spike, so the same kind of event
+        // again, damped by the rest like any other. (Before, it was reported at 0.88
+        // on its second point. A departure farther than the reported one still
+        // escapes: `a_new_excursion_after_an_alarm_is_reported`.)
+        let s = run(3000, |i| {
+            noise(i)
+                + match i {
+                    2000 => 30.0,
+                    2060 => 20.0,
+                    2080 | 2081 => 24.0,
+                    _ => 0.0,
+                }
+        });
+        assert_eq!(first_alarm(&s, 1000, 0.5), Some(2000));
+        assert!(
+            max_score(&s, 2001..2150) < 0.5,
+            "{:?}",
+            (2001..2150)
+                .filter(|&i| s[i].score >= 0.5)
+                .map(|i| (i, s[i].score))
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]
