@@ -263,6 +263,9 @@ pub struct StreamingDetector {
     /// The strongest departure (in deviations) of the current alarm.
     #[serde(default)]
     alarm_z: f64,
+    /// The largest raw surprise of a single point in the current alarm.
+    #[serde(default)]
+    alarm_raw: f64,
     /// The excursion behind the last alarm: the baseline it left, the band around that
     /// baseline, the side it went to, and whether the series is still out there.
     #[serde(default)]
@@ -372,6 +375,7 @@ impl StreamingDetector {
             since_alarm: u64::MAX,
             alarm_score: 0.0,
             alarm_z: 0.0,
+            alarm_raw: 0.0,
             exc_base: 0.0,
             exc_band: 0.0,
             exc_up: false,
@@ -667,7 +671,13 @@ impl StreamingDetector {
         score = (1.0 - RECORD_WEIGHT) * score + RECORD_WEIGHT * record * score.sqrt();
         // A departure far larger than the alarm's own is a new event too.
         let echo = z < ESCAPE_RATIO * self.alarm_z && !new_departure;
-        if self.since_alarm < HOLD && score < self.alarm_score + 0.1 && echo {
+        // A point may outscore the alarm and escape its hold only if it is itself as
+        // surprising as the alarm's strongest point: an ordinary point just after a
+        // spike scores high through the short average of raw scores, which the spike
+        // raised, and that is the spike's echo, not a new event. A growing event
+        // whose every point is at the raw cap still passes.
+        let outscores = score >= self.alarm_score + 0.1 && raw >= self.alarm_raw;
+        if self.since_alarm < HOLD && !outscores && echo {
             score *= HOLD_FLOOR + (1.0 - HOLD_FLOOR) * (self.since_alarm as f64 / HOLD as f64);
         }
 
@@ -760,10 +770,12 @@ impl StreamingDetector {
             let fresh = self.since_alarm >= HOLD;
             self.since_alarm = 0;
             self.alarm_z = if fresh { z } else { self.alarm_z.max(z) };
+            self.alarm_raw = if fresh { raw } else { self.alarm_raw.max(raw) };
             self.alarm_score = self.alarm_score.max(score);
         } else {
             if self.since_alarm < HOLD {
                 self.alarm_z = self.alarm_z.max(z);
+                self.alarm_raw = self.alarm_raw.max(raw);
             }
             self.since_alarm = self.since_alarm.saturating_add(1);
             if self.since_alarm >= HOLD {
@@ -1198,6 +1210,28 @@ mod tests {
                 .map(|i| (i, s[i].score))
                 .collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn the_point_after_a_spike_is_not_scored_above_it() {
+        // Spikes of 2.5 (about nine deviations of the noise) at 100, 500 and 2,000:
+        // the one at 2,000 is at a level already visited, so no novelty report, and it
+        // raises an alarm below the report level. The ordinary point after it scores
+        // high only through the short average of raw scores that the spike raised;
+        // it must not outscore the spike and escape its hold as if it were a new
+        // event. (Before, it was reported at 0.52, above the spike's own 0.41.)
+        let s = run(2200, |i| {
+            noise(i)
+                + if matches!(i, 100 | 500 | 2000) {
+                    2.5
+                } else {
+                    0.0
+                }
+        });
+        let spike = s[2000].score;
+        assert!(spike > 0.3, "{spike}");
+        let after = max_score(&s, 2001..2200);
+        assert!(after < spike && after < 0.5, "spike {spike}, after {after}");
     }
 
     #[test]
