@@ -41,10 +41,16 @@ fn flood(i: u64) -> (Anomaly, BTreeMap<String, String>) {
 }
 
 fn main() {
-    let args: Vec<u64> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    // Test runners (cargo-nextest with `--all-targets`) ask every bench binary what it
+    // holds, libtest's way: this one holds one benchmark and no test.
+    if raw.iter().any(|a| a == "--list") {
+        if !raw.iter().any(|a| a == "--ignored") {
+            println!("flood: benchmark");
+        }
+        return;
+    }
+    let args: Vec<u64> = raw.iter().filter_map(|a| a.parse().ok()).collect();
     let total = args.first().copied().unwrap_or(50_000);
     let budget = Duration::from_secs(args.get(1).copied().unwrap_or(300));
     let inputs: Vec<_> = (0..total).map(flood).collect();
