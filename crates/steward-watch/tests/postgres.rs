@@ -18,6 +18,35 @@ fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// A fresh database `db` on the test server, its URL; `None` (the test skips) when no
+/// server answers, except under scripts/test, where that is a failure.
+#[allow(clippy::print_stderr)] // the skip is told to whoever runs the test
+fn create_database(db: &str) -> Option<String> {
+    let admin = admin_url();
+    let created = (|| -> Result<(), postgres::Error> {
+        let mut c = postgres::Client::connect(&admin, postgres::NoTls)?;
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))?;
+        c.batch_execute(&format!("CREATE DATABASE {db}"))
+    })();
+    if let Err(e) = created {
+        // scripts/test sets this: there, a missing dependency is a failure, not a skip.
+        assert!(
+            std::env::var_os("STEWARD_REQUIRE_INTEGRATION").is_none(),
+            "scripts/test requires this test: a dependency is missing (scripts/deps/ installs it, and starts the services)"
+        );
+        eprintln!("skipped: no PostgreSQL at {admin}: {e}");
+        return None;
+    }
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    Some(format!("{base}/{db}"))
+}
+
+fn drop_database(db: &str) {
+    let mut c = postgres::Client::connect(&admin_url(), postgres::NoTls).unwrap();
+    c.batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+        .unwrap();
+}
+
 fn options(url: &str, dir: &std::path::Path) -> WatchOptions {
     WatchOptions {
         listen: "127.0.0.1:0".into(),
@@ -53,30 +82,14 @@ async fn call(service: &Service, request: Request<Body>) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_store_round_trips_and_survives_restart() {
-    let admin = admin_url();
     let db = format!("steward_watch_test_{}", std::process::id());
-    let created = tokio::task::spawn_blocking({
-        let (admin, db) = (admin.clone(), db.clone());
-        move || -> Result<(), postgres::Error> {
-            let mut c = postgres::Client::connect(&admin, postgres::NoTls)?;
-            c.batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))?;
-            c.batch_execute(&format!("CREATE DATABASE {db}"))
-        }
+    let Some(url) = tokio::task::spawn_blocking({
+        let db = db.clone();
+        move || create_database(&db)
     })
     .await
-    .unwrap();
-    if let Err(e) = created {
-        // scripts/test sets this: there, a missing dependency is a failure, not a skip.
-        assert!(
-            std::env::var_os("STEWARD_REQUIRE_INTEGRATION").is_none(),
-            "scripts/test requires this test: a dependency is missing (scripts/deps/ installs it, and starts the services)"
-        );
-        eprintln!("skipped: no PostgreSQL at {admin}: {e}");
+    .unwrap() else {
         return;
-    }
-    let url = match admin.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{db}"),
-        None => unreachable!(),
     };
     let dir = tempfile::tempdir().unwrap();
 
@@ -166,13 +179,9 @@ async fn postgres_store_round_trips_and_survives_restart() {
     assert_eq!(incidents["incidents"].as_array().unwrap().len(), 1);
     service.stop().await.unwrap();
 
-    tokio::task::spawn_blocking(move || {
-        let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
-        c.batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
-            .unwrap();
-    })
-    .await
-    .unwrap();
+    tokio::task::spawn_blocking(move || drop_database(&db))
+        .await
+        .unwrap();
 }
 
 /// An incident that kept some members and counted the rest reads back whole.
@@ -182,24 +191,9 @@ fn postgres_store_keeps_an_incidents_count_of_members_not_kept() {
     use steward_watch::store::Store;
     use steward_watch::store::postgres::PostgresStore;
 
-    let admin = admin_url();
     let db = format!("steward_watch_count_test_{}", std::process::id());
-    let created = (|| -> Result<(), postgres::Error> {
-        let mut c = postgres::Client::connect(&admin, postgres::NoTls)?;
-        c.batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))?;
-        c.batch_execute(&format!("CREATE DATABASE {db}"))
-    })();
-    if let Err(e) = created {
-        assert!(
-            std::env::var_os("STEWARD_REQUIRE_INTEGRATION").is_none(),
-            "scripts/test requires this test: a dependency is missing (scripts/deps/ installs it, and starts the services)"
-        );
-        eprintln!("skipped: no PostgreSQL at {admin}: {e}");
+    let Some(url) = create_database(&db) else {
         return;
-    }
-    let url = match admin.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{db}"),
-        None => unreachable!(),
     };
     let member = |name: &str, start_ms| Anomaly {
         series: SeriesKey::new(name).with_label("job", "node"),
@@ -234,7 +228,5 @@ fn postgres_store_keeps_an_incidents_count_of_members_not_kept() {
             [incident]
         );
     }
-    let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
-    c.batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
-        .unwrap();
+    drop_database(&db);
 }
