@@ -435,7 +435,8 @@ fn opentelemetry_python_sdk_logs_and_metrics_arrive() {
         .map(|s| s["selector"].as_str().unwrap())
         .collect();
     for expected in [
-        r#"orders_shipped{region="eu",service="otel-python"}"#,
+        // A monotonic cumulative sum: `_total`, as Prometheus names OTLP counters.
+        r#"orders_shipped_total{region="eu",service="otel-python"}"#,
         r#"checkout_duration_ms_count{region="eu",service="otel-python"}"#,
         r#"checkout_duration_ms_sum{region="eu",service="otel-python"}"#,
         r#"queue_depth{service="otel-python"}"#,
