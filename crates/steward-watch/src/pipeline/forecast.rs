@@ -139,14 +139,17 @@ impl Tracker {
     }
 
     /// Adds a point to the window without forecasting (history read back on start).
-    pub fn remember(&mut self, ts: TimestampMs, value: f64) {
-        if !value.is_finite() {
-            return;
+    /// Returns false, keeping nothing, for a value that is not finite or a point at or
+    /// before the last one (a resend, or out of order: the store refused it too).
+    pub fn remember(&mut self, ts: TimestampMs, value: f64) -> bool {
+        if !value.is_finite() || self.points.back().is_some_and(|&(last, _)| ts <= last) {
+            return false;
         }
         if self.points.len() == WINDOW {
             self.points.pop_front();
         }
         self.points.push_back((ts, value));
+        true
     }
 
     /// Adds a point and, when one is due, forecasts from the window; the forecaster's
@@ -160,10 +163,9 @@ impl Tracker {
         horizon_ms: i64,
         budget: &mut FitBudget,
     ) -> Option<Forecast> {
-        if !value.is_finite() {
+        if !self.remember(ts, value) {
             return None;
         }
-        self.remember(ts, value);
         if self.points.len() < MIN_POINTS
             || ts.saturating_sub(self.last_forecast) < FORECAST_EVERY_MS
         {
@@ -327,5 +329,16 @@ mod tests {
             t.update(1, &key, 40 * 60_000, 0.9, 3_600_000, &mut budget)
                 .is_some()
         );
+    }
+
+    #[test]
+    fn points_out_of_order_are_not_learned() {
+        let mut t = Tracker::new(1.0);
+        assert!(t.remember(60_000, 0.5));
+        assert!(!t.remember(60_000, 0.9), "a resend");
+        assert!(!t.remember(0, 0.9), "out of order");
+        assert!(!t.remember(120_000, f64::NAN));
+        assert!(t.remember(120_000, 0.6));
+        assert_eq!(t.points.len(), 2);
     }
 }

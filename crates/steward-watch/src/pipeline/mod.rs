@@ -545,7 +545,7 @@ impl Pipeline {
             }
         };
         for p in points {
-            tracker.remember(p.timestamp_ms, p.value);
+            let _ = tracker.remember(p.timestamp_ms, p.value);
         }
     }
 
