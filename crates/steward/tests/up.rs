@@ -72,6 +72,16 @@ impl Up {
     }
 }
 
+impl Drop for Up {
+    /// A test that fails midway must not leave its server running.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// One HTTP/1.1 request; returns the status and body.
 fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, Vec<u8>) {
     let mut stream = TcpStream::connect(addr).unwrap();
