@@ -70,10 +70,8 @@ struct Job {
 pub struct Writer {
     tx: mpsc::Sender<Job>,
     counters: Arc<Counters>,
-    /// Since when the writer has been waiting for room in the pipeline's queue:
-    /// microseconds after `epoch`, 0 when it is not.
-    held_since: Arc<AtomicU64>,
-    epoch: Instant,
+    /// Whether the writer thread is waiting for room in the pipeline's queue.
+    hold: Arc<Hold>,
 }
 
 impl Writer {
@@ -89,27 +87,18 @@ impl Writer {
     ) -> std::io::Result<(Writer, std::thread::JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let thread_counters = Arc::clone(&counters);
-        let held_since = Arc::new(AtomicU64::new(0));
-        let epoch = Instant::now();
-        let hold = Hold {
-            since: Arc::clone(&held_since),
-            epoch,
-        };
+        let hold = Arc::new(Hold {
+            since: AtomicU64::new(0),
+            epoch: Instant::now(),
+        });
+        let thread_hold = Arc::clone(&hold);
         let handle = std::thread::Builder::new()
             .name("steward-store-writer".into())
             .spawn(move || {
-                run(&metrics, rx, pipeline, &thread_counters, &hold);
+                run(&metrics, rx, pipeline, &thread_counters, &thread_hold);
                 drop(persister);
             })?;
-        Ok((
-            Writer {
-                tx,
-                counters,
-                held_since,
-                epoch,
-            },
-            handle,
-        ))
+        Ok((Writer { tx, counters, hold }, handle))
     }
 
     /// Stores a payload; returns once it is committed. Waits while the queue is full.
@@ -134,7 +123,7 @@ impl Writer {
         if payload.len() == 0 {
             return Ok(0);
         }
-        if self.held_too_long() {
+        if self.hold.too_long() {
             self.counters.refused.fetch_add(1, Ordering::Relaxed);
             return Err(StoreError::Busy);
         }
@@ -152,12 +141,6 @@ impl Writer {
         Self::wait(wait).await
     }
 
-    /// Whether the writer has waited for the pipeline longer than [`HOLD_LIMIT`].
-    fn held_too_long(&self) -> bool {
-        let since = self.held_since.load(Ordering::Relaxed);
-        since != 0 && micros(self.epoch.elapsed()).saturating_sub(since) > micros(HOLD_LIMIT)
-    }
-
     async fn wait(wait: oneshot::Receiver<Result<u64, String>>) -> Result<u64, StoreError> {
         match wait.await {
             Ok(Ok(refused)) => Ok(refused),
@@ -167,9 +150,12 @@ impl Writer {
     }
 }
 
-/// The writer thread's side of the hold: when it started waiting for the pipeline.
+/// When the writer thread started waiting for the pipeline: set by the thread, read by
+/// the handlers.
+#[derive(Debug)]
 struct Hold {
-    since: Arc<AtomicU64>,
+    /// Microseconds after `epoch`; 0 when not waiting.
+    since: AtomicU64,
     epoch: Instant,
 }
 
@@ -182,6 +168,12 @@ impl Hold {
 
     fn end(&self) {
         self.since.store(0, Ordering::Relaxed);
+    }
+
+    /// Whether the writer has waited for the pipeline longer than [`HOLD_LIMIT`].
+    fn too_long(&self) -> bool {
+        let since = self.since.load(Ordering::Relaxed);
+        since != 0 && micros(self.epoch.elapsed()).saturating_sub(since) > micros(HOLD_LIMIT)
     }
 }
 
@@ -413,7 +405,7 @@ mod tests {
         // The answer comes before the hand-over to the pipeline: wait for the hold to
         // pass its limit. A short hold is ridden out, not refused.
         let start = Instant::now();
-        while !writer.held_too_long() {
+        while !writer.hold.too_long() {
             assert!(start.elapsed().as_secs() < 10, "the writer never held");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -428,7 +420,7 @@ mod tests {
         let first = pipe_rx.recv().unwrap();
         let second = pipe_rx.recv().unwrap();
         assert_eq!(first.len() + second.len(), 20);
-        while writer.held_since.load(Ordering::Relaxed) != 0 {
+        while writer.hold.since.load(Ordering::Relaxed) != 0 {
             tokio::task::yield_now().await;
         }
         writer.try_write(samples(10, 20_000)).await.unwrap();
