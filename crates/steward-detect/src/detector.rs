@@ -318,30 +318,32 @@ fn normal_tail(z: f64) -> f64 {
     if z < 0.0 {
         return 1.0 - normal_tail(-z);
     }
+    let (x, poly) = erfc_factor(z);
+    0.5 * poly * (-x * x).exp()
+}
+
+/// For `z >= 0`: `x = z / sqrt 2` and the polynomial factor of Abramowitz and Stegun
+/// 7.1.26, `erfc(x) ~ poly * exp(-x^2)`.
+fn erfc_factor(z: f64) -> (f64, f64) {
     let x = z / std::f64::consts::SQRT_2;
     let t = 1.0 / (1.0 + 0.327_591_1 * x);
     let poly = t
         * (0.254_829_592
             + t * (-0.284_496_736
                 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
-    0.5 * poly * (-x * x).exp()
+    (x, poly)
 }
 
 /// `-log10 Q(z)`: the same approximation counted in decades, without the `exp` for
 /// `z >= 0` (and so without its underflow past `z` near 38). Three of these per point
 /// were a tenth of the watch service's scoring time as `log10(normal_tail(z))`.
 fn tail_decades(z: f64) -> f64 {
-    use std::f64::consts::{LOG10_E, SQRT_2};
+    use std::f64::consts::LOG10_E;
     if z < 0.0 {
         // -log10(1 - Q(-z)).
         return -(-normal_tail(-z)).ln_1p() * LOG10_E;
     }
-    let x = z / SQRT_2;
-    let t = 1.0 / (1.0 + 0.327_591_1 * x);
-    let poly = t
-        * (0.254_829_592
-            + t * (-0.284_496_736
-                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let (x, poly) = erfc_factor(z);
     x * x * LOG10_E - (0.5 * poly).log10()
 }
 

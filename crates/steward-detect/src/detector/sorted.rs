@@ -31,42 +31,34 @@ impl SortedRecent {
     }
 
     /// Replaces `old` (a value the copy holds, or `None` while the ring fills) by `new`.
-    /// The new value takes the old one's slot and moves to its place by swaps: a
-    /// series moves little from point to point, so that is a step or two, where
-    /// removing and inserting shifted half the array twice.
+    /// The new value takes the old one's slot (or the next free one) and moves to its
+    /// place by swaps: a series moves little from point to point, so that is a step or
+    /// two, where removing and inserting shifted half the array twice.
     pub(super) fn replace(&mut self, old: Option<f64>, new: f64) {
-        let len = self.len;
-        let mut at = match old {
-            Some(old) => {
-                let at = self.values[..len].partition_point(|v| v.total_cmp(&old).is_lt());
-                if at == len {
-                    return self.insert(new);
-                }
-                at
+        let held =
+            old.map(|old| self.values[..self.len].partition_point(|v| v.total_cmp(&old).is_lt()));
+        let at = match held {
+            Some(at) if at < self.len => at,
+            _ if self.len < RECENT => {
+                self.len += 1;
+                self.len - 1
             }
-            None => return self.insert(new),
+            _ => return,
         };
         self.values[at] = new;
-        while at > 0 && self.values[at - 1].total_cmp(&new).is_gt() {
+        self.settle(at);
+    }
+
+    /// Moves the value at `at` up or down to its sorted place.
+    fn settle(&mut self, mut at: usize) {
+        let v = self.values[at];
+        while at > 0 && self.values[at - 1].total_cmp(&v).is_gt() {
             self.values.swap(at - 1, at);
             at -= 1;
         }
-        while at + 1 < len && self.values[at + 1].total_cmp(&new).is_lt() {
+        while at + 1 < self.len && self.values[at + 1].total_cmp(&v).is_lt() {
             self.values.swap(at, at + 1);
             at += 1;
-        }
-    }
-
-    /// Adds `new` while there is room.
-    fn insert(&mut self, new: f64) {
-        if self.len < RECENT {
-            self.values[self.len] = new;
-            self.len += 1;
-            let mut at = self.len - 1;
-            while at > 0 && self.values[at - 1].total_cmp(&new).is_gt() {
-                self.values.swap(at - 1, at);
-                at -= 1;
-            }
         }
     }
 
