@@ -54,12 +54,12 @@ pub fn is_counter(key: &SeriesKey) -> bool {
         .any(|suffix| key.name.ends_with(suffix))
 }
 
-/// The rate of a counter between two points, per second, or `None` across a reset
-/// (a fall: the process restarted, and how far it counted before the restart is not
-/// known, so that step says nothing about its rate).
-fn counter_rate(prev: (TimestampMs, f64), ts: TimestampMs, value: f64) -> Option<f64> {
+/// The rate of a counter between two points, per second, and the seconds between
+/// them; `None` across a reset (a fall: the process restarted, and how far it counted
+/// before the restart is not known, so that step says nothing about its rate).
+fn counter_rate(prev: (TimestampMs, f64), ts: TimestampMs, value: f64) -> Option<(f64, f64)> {
     let secs = (ts - prev.0) as f64 / 1000.0;
-    (value >= prev.1 && secs > 0.0).then(|| (value - prev.1) / secs)
+    (value >= prev.1 && secs > 0.0).then(|| ((value - prev.1) / secs, secs))
 }
 
 /// The state name a series' saved detector is stored under.
@@ -275,9 +275,9 @@ impl DetectorStage {
             Some(last) => {
                 // The first point of a counter has no rate yet: nothing to score.
                 let prev = last.replace((ts, value))?;
-                let mut score = state.detector.update(ts, counter_rate(prev, ts, value)?);
+                let (rate, secs) = counter_rate(prev, ts, value)?;
+                let mut score = state.detector.update(ts, rate);
                 // The band, from rates back to the counter's own units.
-                let secs = (ts - prev.0) as f64 / 1000.0;
                 let band = &mut score.band;
                 band.expected = prev.1 + band.expected * secs;
                 band.lower = prev.1 + band.lower.max(0.0) * secs;
