@@ -100,6 +100,12 @@ impl Harness {
         .await
     }
 
+    /// POSTs a JSON body (OTLP/HTTP's JSON encoding).
+    async fn post_json(&self, uri: &str, body: &Value) -> (StatusCode, Vec<u8>) {
+        self.post(uri, "application/json", body.to_string().into_bytes())
+            .await
+    }
+
     async fn metrics(&self) -> String {
         let (_, body) = self
             .send(Request::get("/metrics").body(Body::empty()).unwrap())
@@ -183,13 +189,7 @@ async fn otlp_json_logs_are_stored_and_searchable() {
             {"timeUnixNano": "1700000001000000000", "severityNumber": 17, "body": {"stringValue": "payment declined for order 18"}}
         ]}]
     }]});
-    let (status, answer) = h
-        .post(
-            "/v1/logs",
-            "application/json",
-            body.to_string().into_bytes(),
-        )
-        .await;
+    let (status, answer) = h.post_json("/v1/logs", &body).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(answer, b"{}");
 
@@ -373,22 +373,10 @@ async fn metrics_from_otlp_and_remote_write_become_series() {
             ]}}
         ]}]
     }]});
-    let (status, _) = h
-        .post(
-            "/v1/metrics",
-            "application/json",
-            body.to_string().into_bytes(),
-        )
-        .await;
+    let (status, _) = h.post_json("/v1/metrics", &body).await;
     assert_eq!(status, StatusCode::OK);
     // The same points again: not stored twice, and the exporter is told so.
-    let (status, answer) = h
-        .post(
-            "/v1/metrics",
-            "application/json",
-            body.to_string().into_bytes(),
-        )
-        .await;
+    let (status, answer) = h.post_json("/v1/metrics", &body).await;
     assert_eq!(status, StatusCode::OK);
     let answer: Value = serde_json::from_slice(&answer).unwrap();
     assert_eq!(
