@@ -24,10 +24,11 @@
 //! score, and the final score is an anomaly *likelihood* in the manner of Numenta's
 //! HTM detector: how improbable the recent average of raw scores is under their own
 //! long-run distribution, on a log scale. That makes one threshold mean the same on a
-//! calm series and a noisy one. After a confident alarm the score is damped for a while,
-//! and after a report the next ones are damped for [`REST`] points (unless the series
-//! departs again, farther than before, once the reported event has had [`DEVELOP`]
-//! points to unfold), so one event raises one alarm and not fifty.
+//! calm series and a noisy one. A surprise that lasts longer than any before is a
+//! record too, in the reported score. After a confident alarm the score is damped for
+//! a while, and after a report the next ones are damped for [`REST`] points (unless the
+//! series departs again, farther than before, once the reported event has had
+//! [`DEVELOP`] points to unfold), so one event raises one alarm and not fifty.
 //!
 //! State is a few hundred numbers whatever the length of the series
 //! ([`StreamingDetector::state_bytes`]); augurs' detectors work on whole batches, so
@@ -117,6 +118,10 @@ const NOVEL_SCORE: f64 = 0.6;
 /// The departure from the expected value, in deviations, below which a never-seen
 /// level is not reported.
 const NOVEL_MIN_Z: f64 = 1.0;
+/// Days at the start of a series whose runs of capped surprises do not set the record
+/// of their length: with no daily profile yet, a daily pattern's every edge is a
+/// surprise against the plain level, for as long as the edge lasts.
+const RUN_LEARN_DAYS: i64 = 1;
 /// Points after a report during which later scores are damped, from zero rising
 /// linearly back to full: one event, one report (NAB, like a user, pays for the first
 /// detection of an event and charges for each repeat).
@@ -305,6 +310,14 @@ pub struct StreamingDetector {
     /// The expected value of the last point.
     #[serde(default)]
     prev_expected: f64,
+    /// The current run of consecutive points at the raw cap, the longest such run that
+    /// ended after the first day, and whether the current run has been reported.
+    #[serde(default)]
+    cap_run: u32,
+    #[serde(default)]
+    cap_run_record: u32,
+    #[serde(default)]
+    cap_run_reported: bool,
 }
 
 /// A count of points since an event that has not happened.
@@ -396,6 +409,9 @@ impl StreamingDetector {
             report_dep: 0.0,
             last_baseline: None,
             prev_expected: 0.0,
+            cap_run: 0,
+            cap_run_record: 0,
+            cap_run_reported: false,
         }
     }
 
@@ -676,6 +692,32 @@ impl StreamingDetector {
         if new_departure {
             record = record.max(dep.abs() / (dep.abs() + self.exc_peak).max(1e-12));
         }
+        // A surprise that lasts longer than any before is a record of its own, even when
+        // every point of it sits at the raw cap, where neither the point's surprise nor
+        // the short average's record can grow: a daily wave that fails to jump is a run
+        // of capped points longer than each day's edges. The run is measured against
+        // the longest earlier run (there must be one), and only until it is reported.
+        // It counts in the reported score only: the alarm, its hold and what the
+        // profiles learn go on from the score without it (fed to them, it raised the
+        // alarm earlier in the run, and the hold then damped the rest of the run as
+        // its echo).
+        let capped = raw >= RAW_CAP;
+        let cap_run = if capped {
+            self.cap_run.saturating_add(1)
+        } else {
+            0
+        };
+        let long_run = capped
+            && !self.cap_run_reported
+            && self.cap_run_record > 0
+            && cap_run > self.cap_run_record;
+        let shown_record = if long_run {
+            let run = f64::from(cap_run);
+            record.max(run / (run + f64::from(self.cap_run_record)))
+        } else {
+            record
+        };
+        let mut shown = (1.0 - RECORD_WEIGHT) * score + RECORD_WEIGHT * shown_record * score.sqrt();
         score = (1.0 - RECORD_WEIGHT) * score + RECORD_WEIGHT * record * score.sqrt();
         // A departure far larger than the alarm's own is a new event too.
         let echo = z < ESCAPE_RATIO * self.alarm_z && !new_departure;
@@ -686,7 +728,9 @@ impl StreamingDetector {
         // whose every point is at the raw cap still passes.
         let outscores = score >= self.alarm_score + 0.1 && raw >= self.alarm_raw;
         if self.since_alarm < HOLD && !outscores && echo {
-            score *= HOLD_FLOOR + (1.0 - HOLD_FLOOR) * (self.since_alarm as f64 / HOLD as f64);
+            let damp = HOLD_FLOOR + (1.0 - HOLD_FLOOR) * (self.since_alarm as f64 / HOLD as f64);
+            score *= damp;
+            shown *= damp;
         }
 
         // --- learn ---
@@ -756,6 +800,19 @@ impl StreamingDetector {
         if self.n >= 2 * WARMUP {
             self.raw_peak = (self.raw_peak * (1.0 - 1.0 / PEAK_HORIZON)).max(raw_short);
         }
+        if !capped {
+            // A run ends: it sets the record unless it ended within the first days.
+            let first_days = if self.step_ms > 0 {
+                (RUN_LEARN_DAYS * DAY_MS / self.step_ms) as u64
+            } else {
+                0
+            };
+            if self.n >= first_days {
+                self.cap_run_record = self.cap_run_record.max(self.cap_run);
+            }
+            self.cap_run_reported = false;
+        }
+        self.cap_run = cap_run;
         if self.exc_live && !still_out {
             self.exc_live = false;
         }
@@ -797,7 +854,7 @@ impl StreamingDetector {
         // Report on a calmer scale than the one the detector reasons on: 0.5 out means
         // twice the evidence of the internal alarm, so a default threshold of 0.5 stays
         // quiet on plain noise. The map is monotone, so rankings (and NAB) are unchanged.
-        let evidence = HALF_SCORE_DECADES * score / (1.0 - score).max(1e-12);
+        let evidence = HALF_SCORE_DECADES * shown / (1.0 - shown).max(1e-12);
         let mut score = (evidence / (evidence + 2.0 * HALF_SCORE_DECADES)).clamp(0.0, 1.0);
         // A never-seen level is material only when the point is also away from what
         // was expected: a slow drift or a small new high that the baseline follows
@@ -828,6 +885,9 @@ impl StreamingDetector {
         let new_event = new_departure && !repeat && self.since_report >= DEVELOP && score >= REPORT;
         if self.since_report < REST && !new_event {
             score *= self.since_report as f64 / REST as f64;
+        }
+        if score >= REPORT && capped {
+            self.cap_run_reported = true;
         }
         if score >= REPORT {
             self.since_report = 0;
@@ -1294,6 +1354,35 @@ mod tests {
         assert!(spike > 0.3, "{spike}");
         let after = max_score(&s, 2001..2200);
         assert!(after < spike && after < 0.5, "spike {spike}, after {after}");
+    }
+
+    #[test]
+    fn a_surprise_lasting_longer_than_any_before_is_a_record() {
+        // White noise with, from the second day on, five excursions of +10 (some forty
+        // deviations, every point at the raw cap) lasting three points each, then one
+        // lasting eight. What is new in the last one is how long it lasts, not how far
+        // it goes: each of its points is as surprising as any of the short ones', so
+        // without the record of the runs' length it scored only through the short
+        // average of raw scores (0.57; 0.69 with it).
+        let short = [400, 700, 1000, 1300, 1600];
+        let s = run(2300, |i| {
+            let out = short.iter().any(|&s| (s..s + 3).contains(&i)) || (2000..2008).contains(&i);
+            noise(i) + if out { 10.0 } else { 0.0 }
+        });
+        let long = max_score(&s, 2000..2028);
+        assert!(long >= 0.65, "{long}");
+        // A run no longer than the longest one before is no record.
+        assert!(
+            max_score(&s, 1600..1620) < 0.5,
+            "{}",
+            max_score(&s, 1600..1620)
+        );
+        // And once reported, the run is not reported again.
+        assert!(
+            max_score(&s, 2028..2300) < 0.5,
+            "{}",
+            max_score(&s, 2028..2300)
+        );
     }
 
     #[test]
