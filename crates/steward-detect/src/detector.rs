@@ -118,10 +118,12 @@ const NOVEL_SCORE: f64 = 0.6;
 /// The departure from the expected value, in deviations, below which a never-seen
 /// level is not reported.
 const NOVEL_MIN_Z: f64 = 1.0;
-/// Days at the start of a series whose runs of capped surprises do not set the record
-/// of their length: with no daily profile yet, a daily pattern's every edge is a
-/// surprise against the plain level, for as long as the edge lasts.
-const RUN_LEARN_DAYS: i64 = 1;
+/// The time at the start of a series whose runs of capped surprises do not set the
+/// record of their length: with no daily profile yet, a daily pattern's every edge is
+/// a surprise against the plain level, for as long as the edge lasts. Measured in time,
+/// not points: a series with an irregular step (traffic sensors) has more points in
+/// its first day than its smallest step suggests.
+const RUN_LEARN_MS: i64 = DAY_MS;
 /// Points after a report during which later scores are damped, from zero rising
 /// linearly back to full: one event, one report (NAB, like a user, pays for the first
 /// detection of an event and charges for each repeat).
@@ -237,6 +239,9 @@ pub struct StreamingDetector {
     config: DetectorConfig,
     n: u64,
     last_ts: Option<TimestampMs>,
+    /// The first timestamp seen.
+    #[serde(default)]
+    first_ts: Option<TimestampMs>,
     last_x: f64,
     step_ms: i64,
     recent: Vec<f64>,
@@ -373,6 +378,7 @@ impl StreamingDetector {
             config,
             n: 0,
             last_ts: None,
+            first_ts: None,
             last_x: 0.0,
             step_ms: 0,
             recent: Vec::with_capacity(RECENT),
@@ -487,6 +493,7 @@ impl StreamingDetector {
             };
         }
         let x = value;
+        self.first_ts.get_or_insert(timestamp_ms);
         if let Some(prev) = self.last_ts {
             let d = timestamp_ms.saturating_sub(prev);
             if d > 0 && (self.step_ms == 0 || d < self.step_ms) {
@@ -801,13 +808,9 @@ impl StreamingDetector {
             self.raw_peak = (self.raw_peak * (1.0 - 1.0 / PEAK_HORIZON)).max(raw_short);
         }
         if !capped {
-            // A run ends: it sets the record unless it ended within the first days.
-            let first_days = if self.step_ms > 0 {
-                (RUN_LEARN_DAYS * DAY_MS / self.step_ms) as u64
-            } else {
-                0
-            };
-            if self.n >= first_days {
+            // A run ends: it sets the record unless it ended within the first day.
+            let first = self.first_ts.unwrap_or(timestamp_ms);
+            if timestamp_ms.saturating_sub(first) >= RUN_LEARN_MS {
                 self.cap_run_record = self.cap_run_record.max(self.cap_run);
             }
             self.cap_run_reported = false;
@@ -1383,6 +1386,25 @@ mod tests {
             "{}",
             max_score(&s, 2028..2300)
         );
+    }
+
+    #[test]
+    fn the_first_day_of_runs_is_a_day_of_time_not_of_points() {
+        // Runs of three capped points from the second day on, after one early step of
+        // a minute (a sensor that reported twice at start-up) and at five-minute steps
+        // from then on. The smallest step is a minute, so a day counted in points would
+        // be 1,440 of them and swallow every one of these runs, leaving a later long
+        // run nothing to be a record against.
+        let ts = |i: i64| if i == 0 { 0 } else { 60_000 + (i - 1) * STEP };
+        let short = [400, 700, 1000, 1300];
+        let mut d = StreamingDetector::default();
+        for i in 0..1400 {
+            let out = short.iter().any(|&s| (s..s + 3).contains(&i));
+            d.update(ts(i), noise(i) + if out { 10.0 } else { 0.0 });
+        }
+        // The record is the longest of them (the point after an excursion, back at the
+        // level, may still be capped against a baseline the excursion moved).
+        assert!((3..=4).contains(&d.cap_run_record), "{}", d.cap_run_record);
     }
 
     #[test]
