@@ -133,6 +133,11 @@ const REST: u64 = 150;
 /// second spike right behind the first), not a new event: it stays in the rest. Two
 /// hours at the common five-minute step.
 const DEVELOP: u64 = 24;
+/// A departure from the reported point's expected value this many times the reported
+/// departure, and this many times the band, is a new event whatever came before it:
+/// a minor report (a first visit to a new level, one deviation out) must not silence
+/// the crash that follows it within the rest.
+const FAR_RATIO: f64 = 2.0;
 
 /// Exponentially weighted mean and mean absolute deviation, winsorised.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
@@ -882,10 +887,15 @@ impl StreamingDetector {
         // report level is not reported either way, and undamped it stood out of the
         // rest as the one high score after the report (a second spike on a spiky
         // series, a little higher than the reported one), which a lower threshold
-        // then counted as a second alarm.
+        // then counted as a second alarm. A departure far beyond the reported one (and
+        // the band) is new whether or not an alarm's hold stood behind the report: a
+        // report on a never-seen level alone raises no alarm, and its rest silenced the
+        // machine's crash to a fraction of that level hours later.
         let dep = x - self.report_base;
         let repeat = dep * self.report_dep > 0.0 && dep.abs() <= self.report_dep.abs();
-        let new_event = new_departure && !repeat && self.since_report >= DEVELOP && score >= REPORT;
+        let far = dep.abs() > FAR_RATIO * self.report_dep.abs().max(3.0 * sigma);
+        let new_event =
+            (new_departure || far) && !repeat && self.since_report >= DEVELOP && score >= REPORT;
         if self.since_report < REST && !new_event {
             score *= self.since_report as f64 / REST as f64;
         }
@@ -1049,6 +1059,36 @@ mod tests {
                 .filter(|&i| s[i].score >= 0.5)
                 .map(|i| (i, s[i].score, s[i].reason.clone()))
                 .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_crash_after_a_minor_report_is_reported() {
+        // As on NAB's machine_temperature_system_failure: the level drifts down a
+        // little, and each first visit to a level below any seen before is reported
+        // as a never-seen level, a deviation or two from the expected value. The
+        // last of these (the start of the fall) is followed, within its rest, by the
+        // fall to a tenth of the level. The bottom is a new event, ten times farther
+        // out than the reported point. (Before, that report's rest damped it.)
+        let level = |i: i64| match i {
+            ..1700 => 48.0,
+            1700..2000 => 48.0 - 2.0 * (i - 1700) as f64 / 300.0,
+            2000..2045 => 46.0,
+            2045..2066 => 46.0 - 2.0 * (i - 2044) as f64,
+            _ => 4.0,
+        };
+        let s = run(3000, |i| level(i) + 2.0 * noise(i));
+        let reports: Vec<usize> = (1700..2300).filter(|&i| s[i].score >= 0.5).collect();
+        let start = reports
+            .iter()
+            .find(|&&i| (2045..2066).contains(&i))
+            .copied();
+        let bottom = reports.iter().find(|&&i| i >= 2066).copied();
+        assert!(
+            start
+                .zip(bottom)
+                .is_some_and(|(a, b)| b < a + REST as usize),
+            "the start of the fall, then its bottom within the start's rest: {reports:?}"
         );
     }
 
