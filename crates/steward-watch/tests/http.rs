@@ -66,10 +66,16 @@ impl Harness {
     /// Posts a remote-write request, snappy-compressed as Prometheus sends it, and
     /// expects it stored (204).
     async fn remote_write(&self, write: &prom::WriteRequest) {
+        let (status, body) = self.remote_write_answer(write).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+
+    /// Posts a remote-write request and returns the answer.
+    async fn remote_write_answer(&self, write: &prom::WriteRequest) -> (StatusCode, Value) {
         let compressed = snap::raw::Encoder::new()
             .compress_vec(&write.encode_to_vec())
             .unwrap();
-        let (status, _) = self
+        let (status, body) = self
             .send(
                 Request::post("/api/v1/write")
                     .header(header::CONTENT_TYPE, "application/x-protobuf")
@@ -78,7 +84,7 @@ impl Harness {
                     .unwrap(),
             )
             .await;
-        assert_eq!(status, StatusCode::NO_CONTENT);
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
     async fn get(&self, uri: &str) -> (StatusCode, Value) {
@@ -412,6 +418,24 @@ async fn metrics_from_otlp_and_remote_write_become_series() {
         }],
     };
     h.remote_write(&write).await;
+    // Sent again with one new sample: the new one is stored, the four resent ones are
+    // not, and the sender is told with a 400 (not retried), as Prometheus answers.
+    let mut again = write.clone();
+    again.timeseries[0].samples.push(prom::Sample {
+        value: 0.6,
+        timestamp: 1_700_000_000_000 + 5 * 60_000,
+    });
+    again.timeseries[0].samples.remove(0);
+    let (status, answer) = h.remote_write_answer(&again).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["stored"], 1, "{answer}");
+    assert_eq!(answer["not_stored"], 4, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("4 of 5 samples not stored: 4 at or before")),
+        "{answer}"
+    );
 
     let (_, listed) = h.get("/api/v1/series?name=filesystem").await;
     let series = listed["series"].as_array().unwrap();
@@ -420,11 +444,12 @@ async fn metrics_from_otlp_and_remote_write_become_series() {
         series[0]["selector"],
         "node_filesystem_usage_ratio{mount=\"/data\"}"
     );
-    assert_eq!(series[0]["points"], 5);
+    assert_eq!(series[0]["points"], 6);
     let id = series[0]["id"].as_i64().unwrap();
     let (_, points) = h.get(&format!("/api/v1/series/{id}")).await;
-    assert_eq!(points["points"].as_array().unwrap().len(), 5);
+    assert_eq!(points["points"].as_array().unwrap().len(), 6);
     assert_eq!(points["points"][4]["value"], 0.54);
+    assert_eq!(points["points"][5]["value"], 0.6);
 
     let (_, api) = h.get("/api/v1/series?service=api").await;
     assert_eq!(api["series"][0]["last_value"], 25.0);

@@ -194,7 +194,9 @@ pub async fn json_lines(
 
 /// `POST /api/v1/write`: Prometheus remote write (snappy protobuf). Answers 204 once
 /// the samples are in the write-ahead log; 503 with `Retry-After` when ingest is
-/// behind (Prometheus retries those), never a silent drop.
+/// behind (Prometheus retries those); 400 naming how many samples were not stored and
+/// why when some were invalid or at or before their series' last timestamp (the others
+/// are stored), never a silent drop.
 pub async fn remote_write(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -218,9 +220,46 @@ pub async fn remote_write(
         state.counters.reject(error.reason());
         return Err(AppError::ingest(error));
     }
-    state
+    let valid = decoded.len() as u64;
+    let rejected = decoded.rejected;
+    let first_error = decoded.first_error.clone();
+    let not_stored = state
         .writer
         .try_write(Payload::RemoteWrite(decoded))
         .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    if rejected + not_stored == 0 {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    // Prometheus's own receiver answers 400 for samples it cannot store (out of order,
+    // duplicates, invalid), and a sender does not retry a 400: resending cannot help.
+    // Unlike it, steward keeps the request's other samples.
+    let mut why = Vec::new();
+    if not_stored > 0 {
+        why.push(format!(
+            "{not_stored} at or before their series' last timestamp (out of order, or sent twice)"
+        ));
+    }
+    if rejected > 0 {
+        why.push(format!(
+            "{rejected} invalid (first: {})",
+            first_error.as_deref().unwrap_or("")
+        ));
+    }
+    let stored = valid.saturating_sub(not_stored);
+    let message = format!(
+        "{} of {} samples not stored: {}; the other {stored} are stored",
+        rejected + not_stored,
+        valid + rejected,
+        why.join("; ")
+    );
+    Ok((
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({
+            "error": message,
+            "stored": stored,
+            "not_stored": not_stored,
+            "rejected": rejected,
+        })),
+    )
+        .into_response())
 }
