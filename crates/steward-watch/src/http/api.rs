@@ -351,7 +351,8 @@ fn post_op(summary: &str, types: &[&str]) -> Value {
         "requestBody": { "required": true, "content": content },
         "responses": {
             "200": { "description": "Stored (OTLP: partial_success lists rejected records)" },
-            "400": { "description": "Malformed body, with a reason" },
+            "204": { "description": "Remote write: every sample stored" },
+            "400": { "description": "Malformed body, with a reason; remote write: some samples not stored (out of order, resent, invalid, or of a refused series), with `stored`, `not_stored` and `rejected` counts, the others stored" },
             "413": { "description": "Body or decompressed body over its cap" },
             "415": { "description": "Unsupported content type or encoding" },
             "503": { "description": "Store unavailable; retry after Retry-After" },

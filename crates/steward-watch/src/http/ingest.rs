@@ -114,15 +114,16 @@ async fn otlp_export<T>(
         .writer
         .try_write((signal.payload)(decoded.items))
         .await?;
-    // Points the store refused (at or before their series' last timestamp) are part of
-    // the partial success too, so the exporter learns of them.
+    // Points the store refused (at or before their series' last timestamp, or of a
+    // series it refused) are part of the partial success too, so the exporter learns
+    // of them.
     let first_error = decoded.first_error.or_else(|| {
-        (not_stored > 0).then(|| {
-            format!("{not_stored} points at or before their series' last timestamp were not stored")
-        })
+        not_stored
+            .reason()
+            .map(|why| format!("points not stored: {why}"))
     });
     let answer = (signal.respond)(
-        decoded.rejected + not_stored,
+        decoded.rejected + not_stored.total(),
         first_error.as_deref(),
         format,
     );
@@ -227,28 +228,23 @@ pub async fn remote_write(
         .writer
         .try_write(Payload::RemoteWrite(decoded))
         .await?;
-    if rejected + not_stored == 0 {
+    if rejected + not_stored.total() == 0 {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     // Prometheus's own receiver answers 400 for samples it cannot store (out of order,
-    // duplicates, invalid), and a sender does not retry a 400: resending cannot help.
-    // Unlike it, steward keeps the request's other samples.
-    let mut why = Vec::new();
-    if not_stored > 0 {
-        why.push(format!(
-            "{not_stored} at or before their series' last timestamp (out of order, or sent twice)"
-        ));
-    }
+    // a resent batch, invalid), and a sender does not retry a 400: resending cannot
+    // help. Unlike it, steward keeps the request's other samples.
+    let mut why: Vec<String> = not_stored.reason().into_iter().collect();
     if rejected > 0 {
         why.push(format!(
             "{rejected} invalid (first: {})",
             first_error.as_deref().unwrap_or("")
         ));
     }
-    let stored = valid.saturating_sub(not_stored);
+    let stored = valid.saturating_sub(not_stored.total());
     let message = format!(
         "{} of {} samples not stored: {}; the other {stored} are stored",
-        rejected + not_stored,
+        rejected + not_stored.total(),
         valid + rejected,
         why.join("; ")
     );
@@ -257,7 +253,7 @@ pub async fn remote_write(
         axum::Json(json!({
             "error": message,
             "stored": stored,
-            "not_stored": not_stored,
+            "not_stored": not_stored.total(),
             "rejected": rejected,
         })),
     )

@@ -59,10 +59,46 @@ impl Payload {
     }
 }
 
+/// The records of one payload that were not stored, by why; the caller tells its
+/// sender.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NotStored {
+    /// Samples at or before their series' last timestamp (out of order, or sent again).
+    pub out_of_order: u64,
+    /// Samples of series steward-tsdb refused (past the series limit, or labels too
+    /// many or too long).
+    pub refused_series: u64,
+}
+
+impl NotStored {
+    /// Every record not stored.
+    pub fn total(&self) -> u64 {
+        self.out_of_order + self.refused_series
+    }
+
+    /// Why, in words: `None` when everything was stored.
+    pub fn reason(&self) -> Option<String> {
+        let mut why = Vec::new();
+        if self.out_of_order > 0 {
+            why.push(format!(
+                "{} at or before their series' last timestamp (out of order, or sent again)",
+                self.out_of_order
+            ));
+        }
+        if self.refused_series > 0 {
+            why.push(format!(
+                "{} of series refused by the store (past its series limit, or labels too many or too long)",
+                self.refused_series
+            ));
+        }
+        (!why.is_empty()).then(|| why.join("; "))
+    }
+}
+
 #[derive(Debug)]
 struct Job {
     payload: Payload,
-    done: oneshot::Sender<Result<u64, String>>,
+    done: oneshot::Sender<Result<NotStored, String>>,
 }
 
 /// The handle handlers write through. Cheap to clone.
@@ -102,9 +138,9 @@ impl Writer {
     }
 
     /// Stores a payload; returns once it is committed. Waits while the queue is full.
-    pub async fn write(&self, payload: Payload) -> Result<u64, StoreError> {
+    pub async fn write(&self, payload: Payload) -> Result<NotStored, StoreError> {
         if payload.len() == 0 {
-            return Ok(0);
+            return Ok(NotStored::default());
         }
         let (done, wait) = oneshot::channel();
         self.counters.write_queue.fetch_add(1, Ordering::Relaxed);
@@ -119,9 +155,9 @@ impl Writer {
     /// writer is held by a full pipeline, refuses it at once with [`StoreError::Busy`]
     /// (counted in `steward_refused_total`): the ingest handlers answer that with 503
     /// and `Retry-After`.
-    pub async fn try_write(&self, payload: Payload) -> Result<u64, StoreError> {
+    pub async fn try_write(&self, payload: Payload) -> Result<NotStored, StoreError> {
         if payload.len() == 0 {
-            return Ok(0);
+            return Ok(NotStored::default());
         }
         if self.hold.too_long() {
             self.counters.refused.fetch_add(1, Ordering::Relaxed);
@@ -141,9 +177,11 @@ impl Writer {
         Self::wait(wait).await
     }
 
-    async fn wait(wait: oneshot::Receiver<Result<u64, String>>) -> Result<u64, StoreError> {
+    async fn wait(
+        wait: oneshot::Receiver<Result<NotStored, String>>,
+    ) -> Result<NotStored, StoreError> {
         match wait.await {
-            Ok(Ok(refused)) => Ok(refused),
+            Ok(Ok(not_stored)) => Ok(not_stored),
             Ok(Err(message)) => Err(StoreError::Write(message)),
             Err(_) => Err(StoreError::WriterGone),
         }
@@ -274,12 +312,12 @@ fn run(
 /// the rows stored (for the pipeline).
 fn commit_samples(
     metrics: &MetricStore,
-    jobs: Vec<(Payload, oneshot::Sender<Result<u64, String>>)>,
+    jobs: Vec<(Payload, oneshot::Sender<Result<NotStored, String>>)>,
     counters: &Counters,
 ) -> Vec<Row> {
     // Per job: samples of series steward-tsdb refused, then those at or before their
-    // series' last timestamp; each job's caller is told its own count.
-    let mut refused: Vec<u64> = Vec::with_capacity(jobs.len());
+    // series' last timestamp; each job's caller is told its own counts.
+    let mut not_stored: Vec<NotStored> = Vec::with_capacity(jobs.len());
     let mut out_of_order = 0u64;
     let result = (|| -> Result<Vec<Row>, StoreError> {
         let mut head = metrics.lock()?;
@@ -294,14 +332,17 @@ fn commit_samples(
                 }
                 Payload::Logs(_) => {}
             }
-            refused.push(job_refused);
+            not_stored.push(NotStored {
+                out_of_order: 0,
+                refused_series: job_refused,
+            });
             batches.push(rows);
         }
         let refs: Vec<&[Row]> = batches.iter().map(Vec::as_slice).collect();
         let outcomes = head.db.append_group(&refs)?;
         drop(head);
-        for (job_refused, o) in refused.iter_mut().zip(&outcomes) {
-            *job_refused += o.refused() as u64;
+        for (job, o) in not_stored.iter_mut().zip(&outcomes) {
+            job.out_of_order += o.refused() as u64;
             out_of_order += o.refused() as u64;
         }
         Ok(batches.concat())
@@ -327,16 +368,16 @@ fn commit_samples(
     // Samples at or before their series' last timestamp (a resend, or out of order)
     // are not stored; they are counted, as Prometheus counts them, and each request's
     // count goes back to its handler (OTLP reports it as partial success).
-    let not_stored: u64 = refused.iter().sum();
+    let not_stored_total: u64 = not_stored.iter().map(NotStored::total).sum();
     counters.samples_in.fetch_add(
         (rows.len() as u64).saturating_sub(out_of_order),
         Ordering::Relaxed,
     );
     counters
         .samples_rejected
-        .fetch_add(not_stored, Ordering::Relaxed);
-    for ((_, done), job_refused) in jobs.into_iter().zip(refused) {
-        let _ = done.send(Ok(job_refused));
+        .fetch_add(not_stored_total, Ordering::Relaxed);
+    for ((_, done), job) in jobs.into_iter().zip(not_stored) {
+        let _ = done.send(Ok(job));
     }
     rows
 }
@@ -344,7 +385,7 @@ fn commit_samples(
 fn commit_logs(
     store: &dyn Store,
     logs: Vec<LogRecord>,
-    waiting: Vec<oneshot::Sender<Result<u64, String>>>,
+    waiting: Vec<oneshot::Sender<Result<NotStored, String>>>,
     counters: &Counters,
 ) -> (Vec<LogRecord>, Option<i64>) {
     let batch = WriteBatch { logs };
@@ -355,7 +396,7 @@ fn commit_logs(
                 .logs_in
                 .fetch_add(batch.logs.len() as u64, Ordering::Relaxed);
             for done in waiting {
-                let _ = done.send(Ok(0));
+                let _ = done.send(Ok(NotStored::default()));
             }
             (batch.logs, last_id)
         }
