@@ -26,9 +26,11 @@
 //! long-run distribution, on a log scale. That makes one threshold mean the same on a
 //! calm series and a noisy one. A surprise that lasts longer than any before is a
 //! record too, in the reported score. After a confident alarm the score is damped for
-//! a while, and after a report the next ones are damped for [`REST`] points (unless the
-//! series departs again, farther than before, once the reported event has had
-//! [`DEVELOP`] points to unfold), so one event raises one alarm and not fifty.
+//! a while, and after a report the next ones are damped for [`REST`] points, so one
+//! event raises one alarm and not fifty. A point escapes that rest only as a report of
+//! a new event, once the reported one has had [`DEVELOP`] points to unfold: a new
+//! departure from an alarm's hold that goes farther than the reported point, or a
+//! departure more than [`FAR_RATIO`] times the reported one and the band.
 //!
 //! State is a few hundred numbers whatever the length of the series
 //! ([`StreamingDetector::state_bytes`]); augurs' detectors work on whole batches, so
@@ -498,7 +500,14 @@ impl StreamingDetector {
             };
         }
         let x = value;
-        self.first_ts.get_or_insert(timestamp_ms);
+        // The earliest timestamp seen. A detector restored from a state saved before
+        // it was kept has learned already: its first day is long over.
+        let first = match self.first_ts {
+            Some(first) => first.min(timestamp_ms),
+            None if self.n > 0 => TimestampMs::MIN,
+            None => timestamp_ms,
+        };
+        self.first_ts = Some(first);
         if let Some(prev) = self.last_ts {
             let d = timestamp_ms.saturating_sub(prev);
             if d > 0 && (self.step_ms == 0 || d < self.step_ms) {

@@ -495,3 +495,22 @@ fn state_is_bounded_and_survives_a_round_trip() {
         assert!((a - b).abs() < 1e-9, "{a} vs {b}");
     }
 }
+
+#[test]
+fn a_state_saved_before_first_ts_was_kept_has_its_first_day_over() {
+    let mut d = StreamingDetector::default();
+    for i in 0..500 {
+        d.update(i * STEP, noise(i));
+    }
+    let mut json: serde_json::Value = serde_json::to_value(&d).unwrap();
+    json.as_object_mut().unwrap().remove("first_ts");
+    let mut back: StreamingDetector = serde_json::from_value(json).unwrap();
+    back.update(500 * STEP, noise(500));
+    assert_eq!(back.first_ts, Some(TimestampMs::MIN));
+    // A fresh detector's first day starts at its first point, and an earlier
+    // timestamp later moves it back.
+    let mut fresh = StreamingDetector::default();
+    fresh.update(10 * STEP, 1.0);
+    fresh.update(5 * STEP, 1.0);
+    assert_eq!(fresh.first_ts, Some(5 * STEP));
+}
