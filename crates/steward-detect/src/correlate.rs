@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use steward_core::{Anomaly, Incident, IncidentStatus, TimestampMs};
 
 mod open;
-use open::{Candidate, Joined, OpenIncident, severity_of};
+use open::{Candidate, Joined, OpenIncident, counted_hash, severity_of};
 
 /// How the correlator groups.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,12 +180,15 @@ impl Correlator {
         self.joined = None;
         // An update of a member: a kept one is extended in place, a counted one keeps
         // its incident active.
+        let id = (key, anomaly.start_ms);
+        let hash = counted_hash(&id.0, id.1);
         for o in &mut self.open {
-            if o.update(&key, &anomaly) {
+            if o.update(&id, hash, &anomaly) {
                 self.joined = Some(o.incident().id);
                 return Vec::new();
             }
         }
+        let (key, _) = id;
         let candidate = Candidate {
             key: &key,
             labels: &labels,

@@ -67,6 +67,11 @@ pub(super) fn severity_of(a: &Anomaly) -> Severity {
     }
 }
 
+/// How a counted anomaly (series key and start) is remembered.
+pub(super) fn counted_hash(key: &str, start: TimestampMs) -> u64 {
+    hash_of(key, Some(start))
+}
+
 fn hash_of(key: &str, start: Option<TimestampMs>) -> u64 {
     let mut h = DefaultHasher::new();
     key.hash(&mut h);
@@ -197,20 +202,25 @@ impl OpenIncident {
             && end_ms.saturating_add(gap_ms) >= self.incident.opened_ms
     }
 
-    /// Takes an update of one of its members (same series key and start): a kept
-    /// member is extended in place, a counted one only keeps the incident active.
-    /// Returns false when the anomaly is not one of its members.
-    pub(super) fn update(&mut self, key: &str, anomaly: &Anomaly) -> bool {
+    /// Takes an update of one of its members (`id`: the same series key and start;
+    /// `counted_hash`: [`counted_hash`] of it): a kept member is extended in place, a
+    /// counted one only keeps the incident active. Returns false when the anomaly is
+    /// not one of its members.
+    pub(super) fn update(
+        &mut self,
+        id: &(String, TimestampMs),
+        counted_hash: u64,
+        anomaly: &Anomaly,
+    ) -> bool {
         let activity = anomaly.end_ms.max(anomaly.start_ms);
-        let id = (key.to_string(), anomaly.start_ms);
-        if let Some(i) = self.kept_index(&id) {
+        if let Some(i) = self.kept_index(id) {
             let m = &mut self.incident.members[i];
             m.end_ms = m.end_ms.max(anomaly.end_ms);
             if anomaly.score > m.score {
                 m.score = anomaly.score;
                 m.reason = anomaly.reason.clone();
             }
-        } else if !self.counted.contains(&hash_of(key, Some(anomaly.start_ms))) {
+        } else if !self.counted.contains(&counted_hash) {
             return false;
         }
         self.last_activity = self.last_activity.max(activity);
@@ -430,7 +440,7 @@ impl OpenIncident {
         self.incident.more_members += 1;
         self.counted_severity = self.counted_severity.max(severity_of(anomaly));
         if self.counted.len() < MAX_COUNTED_KEYS {
-            self.counted.insert(hash_of(key, Some(anomaly.start_ms)));
+            self.counted.insert(counted_hash(key, anomaly.start_ms));
         }
         if self.counted_series.len() < MAX_COUNTED_KEYS {
             self.counted_series.insert(hash_of(key, None));
