@@ -246,7 +246,7 @@ pub struct StreamingDetector {
     config: DetectorConfig,
     n: u64,
     last_ts: Option<TimestampMs>,
-    /// The first timestamp seen.
+    /// The earliest timestamp seen: where the first day starts.
     #[serde(default)]
     first_ts: Option<TimestampMs>,
     last_x: f64,
