@@ -318,7 +318,8 @@ fn commit_samples(
     // Per job: samples of series steward-tsdb refused, then those at or before their
     // series' last timestamp; each job's caller is told its own counts.
     let mut not_stored: Vec<NotStored> = Vec::with_capacity(jobs.len());
-    let mut out_of_order = 0u64;
+    // Interned rows the append refused: not among the samples stored.
+    let mut refused_at_append = 0u64;
     let result = (|| -> Result<Vec<Row>, StoreError> {
         let mut head = metrics.lock()?;
         let mut batches: Vec<Vec<Row>> = Vec::with_capacity(jobs.len());
@@ -342,8 +343,9 @@ fn commit_samples(
         let outcomes = head.db.append_group(&refs)?;
         drop(head);
         for (job, o) in not_stored.iter_mut().zip(&outcomes) {
-            job.out_of_order += o.refused() as u64;
-            out_of_order += o.refused() as u64;
+            job.out_of_order += o.out_of_order as u64;
+            job.refused_series += o.unknown_series as u64;
+            refused_at_append += o.refused() as u64;
         }
         Ok(batches.concat())
     })();
@@ -370,7 +372,7 @@ fn commit_samples(
     // count goes back to its handler (OTLP reports it as partial success).
     let not_stored_total: u64 = not_stored.iter().map(NotStored::total).sum();
     counters.samples_in.fetch_add(
-        (rows.len() as u64).saturating_sub(out_of_order),
+        (rows.len() as u64).saturating_sub(refused_at_append),
         Ordering::Relaxed,
     );
     counters
