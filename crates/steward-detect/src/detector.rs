@@ -502,12 +502,12 @@ impl StreamingDetector {
         let x = value;
         // The earliest timestamp seen. A detector restored from a state saved before
         // it was kept has learned already: its first day is long over.
-        let first = match self.first_ts {
+        let first_ts = match self.first_ts {
             Some(first) => first.min(timestamp_ms),
             None if self.n > 0 => TimestampMs::MIN,
             None => timestamp_ms,
         };
-        self.first_ts = Some(first);
+        self.first_ts = Some(first_ts);
         if let Some(prev) = self.last_ts {
             let d = timestamp_ms.saturating_sub(prev);
             if d > 0 && (self.step_ms == 0 || d < self.step_ms) {
@@ -823,8 +823,7 @@ impl StreamingDetector {
         }
         if !capped {
             // A run ends: it sets the record unless it ended within the first day.
-            let first = self.first_ts.unwrap_or(timestamp_ms);
-            if timestamp_ms.saturating_sub(first) >= RUN_LEARN_MS {
+            if timestamp_ms.saturating_sub(first_ts) >= RUN_LEARN_MS {
                 self.cap_run_record = self.cap_run_record.max(self.cap_run);
             }
             self.cap_run_reported = false;
