@@ -32,6 +32,16 @@ fn max_score(scores: &[PointScore], range: std::ops::Range<usize>) -> f64 {
     scores[range].iter().map(|p| p.score).fold(0.0, f64::max)
 }
 
+/// Asserts that no point in `range` scores `t` or more, naming those that do.
+#[track_caller]
+fn assert_below(s: &[PointScore], range: std::ops::Range<usize>, t: f64) {
+    let over: Vec<(usize, f64)> = range
+        .filter(|&i| s[i].score >= t)
+        .map(|i| (i, s[i].score))
+        .collect();
+    assert!(over.is_empty(), "scores at or above {t}: {over:?}");
+}
+
 fn daily(i: i64) -> f64 {
     // A daily wave at 5-minute steps: 288 points a day.
     10.0 * (2.0 * std::f64::consts::PI * i as f64 / 288.0).sin()
@@ -83,14 +93,7 @@ fn a_new_excursion_after_an_alarm_is_reported() {
     // Its onset (the never-seen 58 at 1767) is reported; the drop to 25 a point
     // later is that event unfolding, within its first `DEVELOP` points, and is not
     // reported again.
-    assert!(
-        max_score(&s, at + 1..1900) < 0.5,
-        "{:?}",
-        (at..1900)
-            .filter(|&i| s[i].score >= 0.5)
-            .map(|i| (i, s[i].score, s[i].reason.clone()))
-            .collect::<Vec<_>>()
-    );
+    assert_below(&s, at + 1..1900, 0.5);
 }
 
 #[test]
@@ -161,14 +164,7 @@ fn a_new_departure_below_the_report_level_stays_in_the_rest() {
             }
     });
     assert!(s[2000].score >= 0.5, "{}", s[2000].score);
-    assert!(
-        max_score(&s, 2001..2300) < 0.2,
-        "{:?}",
-        (2001..2300)
-            .filter(|&i| s[i].score >= 0.2)
-            .map(|i| (i, s[i].score))
-            .collect::<Vec<_>>()
-    );
+    assert_below(&s, 2001..2300, 0.2);
 }
 
 #[test]
@@ -398,14 +394,7 @@ fn a_spike_no_higher_than_the_reported_one_is_its_repeat() {
             }
     });
     assert_eq!(first_alarm(&s, 1000, 0.5), Some(2000));
-    assert!(
-        max_score(&s, 2001..2150) < 0.5,
-        "{:?}",
-        (2001..2150)
-            .filter(|&i| s[i].score >= 0.5)
-            .map(|i| (i, s[i].score))
-            .collect::<Vec<_>>()
-    );
+    assert_below(&s, 2001..2150, 0.5);
 }
 
 #[test]
@@ -446,17 +435,9 @@ fn a_surprise_lasting_longer_than_any_before_is_a_record() {
     let long = max_score(&s, 2000..2028);
     assert!(long >= 0.65, "{long}");
     // A run no longer than the longest one before is no record.
-    assert!(
-        max_score(&s, 1600..1620) < 0.5,
-        "{}",
-        max_score(&s, 1600..1620)
-    );
+    assert_below(&s, 1600..1620, 0.5);
     // And once reported, the run is not reported again.
-    assert!(
-        max_score(&s, 2028..2300) < 0.5,
-        "{}",
-        max_score(&s, 2028..2300)
-    );
+    assert_below(&s, 2028..2300, 0.5);
 }
 
 #[test]
